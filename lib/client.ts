@@ -1,0 +1,265 @@
+/**
+ * One client session: agree a key with a responder over MQTT and have it transform a text.
+ * Throws {@linkcode ClientError} with a one-line reason on every runtime failure; never prints
+ * (lines go to the given logger) and never exits.
+ *
+ * @example
+ * ```ts
+ * import { requestTransform } from "./client.ts";
+ * import { loadLabGroup } from "./protocol.ts";
+ * const answer = await requestTransform({
+ *   host: "localhost", port: 1884, netid: "alice", action: "uppercase",
+ *   message: "hello", timeoutMs: 10_000, group: loadLabGroup(),
+ * });
+ * ```
+ * @module
+ */
+
+import { type DhGroup, encodePublicKeyPem, generateKeyPair, publicKeyFingerprint } from "./crypto/dh.ts";
+import { InvalidToken } from "./crypto/fernet.ts";
+import type { Fernet } from "./crypto/fernet.ts";
+import { type Logger, silentLogger } from "./log.ts";
+import { MqttClient, MqttError, type MqttMessage } from "./mqtt.ts";
+import {
+  type Action,
+  agreeFernet,
+  KEY_EXCHANGE,
+  MAX_PUBLIC_KEY_PEM_BYTES,
+  requestTopic,
+  responseTopic,
+} from "./protocol.ts";
+
+/** What one session needs. `group` is the lab's DH group ({@linkcode loadLabGroup}). */
+export interface ClientOptions {
+  host: string;
+  port: number;
+  netid: string;
+  action: Action;
+  message: string;
+  /** Deadline for the whole exchange, from connect to verified answer. */
+  timeoutMs: number;
+  group: DhGroup;
+  tls?: boolean;
+  caCerts?: string[];
+  username?: string;
+  password?: string;
+  logger?: Logger;
+}
+
+/** A runtime failure of a session; `message` is one line fit for stderr. */
+export class ClientError extends Error {
+  override name = "ClientError";
+}
+
+/** Random hex for the MQTT client ID, so two runs with one netid never kick each other off. */
+function randomSuffix(): string {
+  return crypto.getRandomValues(new Uint8Array(6)).toHex();
+}
+
+/**
+ * Runs the four-message exchange of PROTOCOL.md and returns the responder's answer.
+ *
+ * The critical path is kept short: CONNECT and the single SUBSCRIBE for both response topics
+ * are written back to back, and the key pair is generated while the broker answers them.
+ */
+export async function requestTransform(options: ClientOptions): Promise<string> {
+  const { netid, action, group } = options;
+  const log = options.logger ?? silentLogger;
+  const started = performance.now();
+  const ms = () => `${(performance.now() - started).toFixed(1)} ms`;
+  const where = `${options.host}:${options.port}`;
+  const keyTopic = responseTopic(netid, KEY_EXCHANGE);
+  const answerTopic = responseTopic(netid, action);
+
+  // Deliveries are queued per topic until the session asks for them; retained ones are stale
+  // by definition (published before we asked) and never taken as an answer.
+  const inbox = new Inbox([keyTopic, answerTopic], (topic) => {
+    log.debug(`ignored a retained message on ${topic}`);
+  });
+
+  let mqtt: MqttClient;
+  const deadline = new Deadline(options.timeoutMs);
+  try {
+    mqtt = await deadline.race(
+      MqttClient.open({
+        host: options.host,
+        port: options.port,
+        clientId: `${netid}-${randomSuffix()}`,
+        tls: options.tls,
+        caCerts: options.caCerts,
+        username: options.username,
+        password: options.password,
+        connectTimeoutMs: Math.min(options.timeoutMs, 5000),
+        maxPacketBytes: 4 * 1024 * 1024,
+        onMessage: (m) => inbox.put(m),
+      }),
+      () => `could not connect to ${where} within ${seconds(options.timeoutMs)}`,
+    );
+  } catch (error) {
+    deadline.clear();
+    throw asClientError(error);
+  }
+  const lost = mqtt.closed.then((error) => {
+    throw new ClientError(error?.message ?? `connection to ${where} closed`);
+  });
+  lost.catch(() => {}); // observed through race() below
+  const race = <T>(p: Promise<T>, onTimeout: () => string) =>
+    deadline.race(Promise.race([p, lost]), onTimeout);
+
+  try {
+    const subscribed = mqtt.subscribe([keyTopic, answerTopic], 1);
+    subscribed.catch(() => {}); // awaited below, after the CPU work it overlaps with
+    const ours = generateKeyPair(group);
+    const ourPem = encodePublicKeyPem(group, ours.publicKey);
+
+    await race(mqtt.connack, () => `no CONNACK from ${where} within ${seconds(options.timeoutMs)}`);
+    log.debug(`connected to ${where} (${ms()})`);
+    await race(subscribed, () => `no SUBACK from ${where} in time`);
+    log.debug(`subscribed to ${keyTopic} and ${answerTopic}, SUBACK received (${ms()})`);
+
+    await race(
+      mqtt.publish(requestTopic(netid, KEY_EXCHANGE), ourPem, { qos: 1 }),
+      () => `broker did not acknowledge the key exchange request in time`,
+    );
+    log.debug(`key exchange request sent on ${requestTopic(netid, KEY_EXCHANGE)} (${ms()})`);
+
+    const peerMessage = await race(
+      inbox.next(keyTopic),
+      () =>
+        `no key exchange response on ${keyTopic} within ${
+          seconds(options.timeoutMs)
+        } (is a responder running for this broker?)`,
+    );
+    const peerPem = decodePem(peerMessage.payload);
+    const fernet: Fernet = await agreeFernet(group, ours, peerPem);
+    log.debug(`key exchange answered (${ms()})`);
+    log.debug(`our public key:  ${await publicKeyFingerprint(ourPem)}`);
+    log.debug(`peer public key: ${await publicKeyFingerprint(peerPem)}`);
+
+    const token = await fernet.encrypt(options.message);
+    await race(
+      mqtt.publish(requestTopic(netid, action), token, { qos: 1 }),
+      () => `broker did not acknowledge the request in time`,
+    );
+    log.debug(`request sent on ${requestTopic(netid, action)} (${token.length} bytes, ${ms()})`);
+
+    let failed = 0;
+    for (;;) {
+      const reply = await race(inbox.next(answerTopic), () => {
+        const auth = failed === 0
+          ? ""
+          : `; ${failed} response${failed === 1 ? "" : "s"} on it failed authentication`;
+        return `no answer on ${answerTopic} within ${seconds(options.timeoutMs)}${auth}`;
+      });
+      try {
+        const plain = await fernet.decrypt(reply.payload);
+        log.debug(`response verified and decrypted (${ms()})`);
+        return decodeAnswer(plain);
+      } catch (error) {
+        if (!(error instanceof InvalidToken)) throw error;
+        // Another client with our netid, or a forger: not ours. Keep waiting.
+        failed++;
+        log.debug(`a response on ${answerTopic} failed authentication; still waiting`);
+      }
+    }
+  } catch (error) {
+    throw asClientError(error);
+  } finally {
+    deadline.clear();
+    await mqtt.close();
+  }
+}
+
+function seconds(ms: number): string {
+  return `${ms / 1000} s`;
+}
+
+/** Maps lower layers' typed errors to a ClientError with the same one-line message. */
+function asClientError(error: unknown): ClientError | Error {
+  if (error instanceof ClientError) return error;
+  if (error instanceof MqttError) return new ClientError(error.message);
+  if (error instanceof Error && /^(DhKeyError|DhParamsError)$/.test(error.name)) {
+    return new ClientError(error.message);
+  }
+  return error as Error;
+}
+
+function decodePem(payload: Uint8Array): string {
+  if (payload.length > MAX_PUBLIC_KEY_PEM_BYTES) {
+    throw new ClientError(`peer public key is malformed: ${payload.length} bytes is too long`);
+  }
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(payload);
+  } catch {
+    throw new ClientError("peer public key is malformed: not UTF-8 text");
+  }
+}
+
+function decodeAnswer(plain: Uint8Array): string {
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(plain);
+  } catch {
+    throw new ClientError("the responder's answer is not valid UTF-8");
+  }
+}
+
+/** One timer for the whole session; {@linkcode race} rejects every wait at the deadline. */
+class Deadline {
+  static readonly #EXPIRED = Symbol("deadline");
+  #timer: number;
+  #expired: Promise<never>;
+
+  constructor(ms: number) {
+    let fire!: () => void;
+    this.#expired = new Promise<never>((_, reject) => fire = () => reject(Deadline.#EXPIRED));
+    this.#expired.catch(() => {});
+    this.#timer = setTimeout(fire, ms);
+  }
+
+  /** `p`, or a ClientError with the message `onTimeout()` builds once the deadline passes. */
+  async race<T>(p: Promise<T>, onTimeout: () => string): Promise<T> {
+    try {
+      return await Promise.race([p, this.#expired]);
+    } catch (error) {
+      throw error === Deadline.#EXPIRED ? new ClientError(onTimeout()) : error;
+    }
+  }
+
+  clear(): void {
+    clearTimeout(this.#timer);
+  }
+}
+
+/**
+ * Per-topic queues of live (non-retained) deliveries, taken in arrival order. Bounded, so a
+ * flood on our response topics cannot grow memory: past the cap the oldest is dropped.
+ */
+class Inbox {
+  static readonly CAP = 64;
+  #queues = new Map<string, MqttMessage[]>();
+  #waiters = new Map<string, (m: MqttMessage) => void>();
+
+  constructor(topics: string[], private onRetained: (topic: string) => void) {
+    for (const t of topics) this.#queues.set(t, []);
+  }
+
+  put(message: MqttMessage): void {
+    const queue = this.#queues.get(message.topic);
+    if (queue === undefined) return;
+    if (message.retain) return this.onRetained(message.topic);
+    const waiter = this.#waiters.get(message.topic);
+    if (waiter) {
+      this.#waiters.delete(message.topic);
+      waiter(message);
+    } else {
+      if (queue.length >= Inbox.CAP) queue.shift();
+      queue.push(message);
+    }
+  }
+
+  next(topic: string): Promise<MqttMessage> {
+    const queued = this.#queues.get(topic)?.shift();
+    if (queued) return Promise.resolve(queued);
+    return new Promise((resolve) => this.#waiters.set(topic, resolve));
+  }
+}

@@ -1,0 +1,169 @@
+/**
+ * The wire protocol shared by the client and the responder: topic names, actions, the text
+ * transformations, size limits, and the key agreement that turns a peer's PEM into a Fernet.
+ * `../shared/PROTOCOL.md` is the specification; this module is its only encoding in code.
+ *
+ * @example
+ * ```ts
+ * import { responseTopic, applyAction } from "./protocol.ts";
+ * responseTopic("alice", "uppercase"); // "alice/uppercase/response"
+ * applyAction("reverse", "abc"); // "cba"
+ * ```
+ * @module
+ */
+
+import {
+  computeSharedSecret,
+  decodePublicKeyPem,
+  type DhGroup,
+  type DhKeyPair,
+  parseDhParamsPem,
+} from "./crypto/dh.ts";
+import { deriveFernetKey } from "./crypto/hkdf.ts";
+import { Fernet } from "./crypto/fernet.ts";
+
+/** The actions a responder performs, in the order the usage text lists them. */
+export const ACTIONS = ["uppercase", "lowercase", "reverse", "shuffle", "random"] as const;
+
+/** One of {@linkcode ACTIONS}. */
+export type Action = typeof ACTIONS[number];
+
+/** The pseudo-action whose topics carry the Diffie-Hellman public keys. */
+export const KEY_EXCHANGE = "key-exchange";
+
+/**
+ * Largest message, in UTF-8 bytes, that the client sends and the responder accepts. A Fernet
+ * token of it is about 1.4 MiB, well inside mosquitto's defaults, and it bounds what one
+ * request can make a responder allocate.
+ */
+export const MAX_MESSAGE_BYTES = 1024 * 1024;
+
+/** Largest payload (a token of a maximal message, with room to spare) worth decoding. */
+export const MAX_PAYLOAD_BYTES = 2 * 1024 * 1024;
+
+/** Largest PEM public key worth parsing: ours is about 1.1 KiB. */
+export const MAX_PUBLIC_KEY_PEM_BYTES = 8 * 1024;
+
+/** True when `value` names an action. */
+export function isAction(value: string): value is Action {
+  return (ACTIONS as readonly string[]).includes(value);
+}
+
+/**
+ * Why `value` cannot be one MQTT topic level, or `undefined` when it can. Wildcards and the
+ * separator would change which topics a subscription matches; NUL is forbidden by MQTT itself.
+ *
+ * @example
+ * ```ts
+ * import { topicLevelProblem } from "./protocol.ts";
+ * topicLevelProblem("a/b"); // "must not contain '/'"
+ * ```
+ */
+export function topicLevelProblem(value: string): string | undefined {
+  if (value.length === 0) return "must not be empty";
+  for (const forbidden of ["/", "+", "#", "\0"]) {
+    if (value.includes(forbidden)) {
+      return `must not contain ${forbidden === "\0" ? "NUL" : `'${forbidden}'`}`;
+    }
+  }
+  if (new TextEncoder().encode(value).length > 1024) return "is too long (over 1024 bytes)";
+  return undefined;
+}
+
+/** `<netid>/<action>/request`; `action` may be {@linkcode KEY_EXCHANGE}. */
+export function requestTopic(netid: string, action: Action | typeof KEY_EXCHANGE): string {
+  return `${netid}/${action}/request`;
+}
+
+/** `<netid>/<action>/response`; `action` may be {@linkcode KEY_EXCHANGE}. */
+export function responseTopic(netid: string, action: Action | typeof KEY_EXCHANGE): string {
+  return `${netid}/${action}/response`;
+}
+
+/** A request topic taken apart; see {@linkcode parseRequestTopic}. */
+export type RequestTopic =
+  | { kind: "key-exchange"; netid: string }
+  | { kind: "action"; netid: string; action: string };
+
+/**
+ * Splits a topic the responder received. Returns `undefined` for anything that is not exactly
+ * `<netid>/<x>/request` (extra levels, empty levels): such topics are not ours to answer.
+ * An unknown action is returned as-is so the caller can log it by name.
+ */
+export function parseRequestTopic(topic: string): RequestTopic | undefined {
+  const levels = topic.split("/");
+  if (levels.length !== 3 || levels[2] !== "request") return undefined;
+  const [netid, action] = levels;
+  if (netid === "" || action === "") return undefined;
+  if (action === KEY_EXCHANGE) return { kind: "key-exchange", netid };
+  return { kind: "action", netid, action };
+}
+
+/** A source of uniform integers in `[0, n)`; tests pass a seeded one. */
+export type RandomInt = (n: number) => number;
+
+/** Uniform integer in `[0, n)` from the platform CSPRNG, without modulo bias. */
+export const cryptoRandomInt: RandomInt = (n) => {
+  const limit = Math.floor(0x1_0000_0000 / n) * n;
+  const word = new Uint32Array(1);
+  do crypto.getRandomValues(word); while (word[0] >= limit);
+  return word[0] % n;
+};
+
+/**
+ * Applies an action to a text. Works on code points, not UTF-16 units, so that reversing or
+ * shuffling never splits a surrogate pair into invalid text.
+ *
+ * @example
+ * ```ts
+ * import { applyAction } from "./protocol.ts";
+ * applyAction("uppercase", "héllo"); // "HÉLLO"
+ * ```
+ */
+export function applyAction(action: Action, text: string, randomInt = cryptoRandomInt): string {
+  switch (action) {
+    case "uppercase":
+      return text.toUpperCase();
+    case "lowercase":
+      return text.toLowerCase();
+    case "reverse":
+      return Array.from(text).reverse().join("");
+    case "shuffle": {
+      const chars = Array.from(text);
+      for (let i = chars.length - 1; i > 0; i--) { // Fisher–Yates
+        const j = randomInt(i + 1);
+        [chars[i], chars[j]] = [chars[j], chars[i]];
+      }
+      return chars.join("");
+    }
+    case "random": {
+      // Each character is dropped, kept or doubled with equal odds.
+      let out = "";
+      for (const ch of text) out += ch.repeat(randomInt(3));
+      return out;
+    }
+  }
+}
+
+/**
+ * Loads the lab's Diffie-Hellman group from the `dhparam4096.pem` beside the project root
+ * (also embedded in the compiled binaries). Read on demand, not at import time.
+ */
+export function loadLabGroup(): DhGroup {
+  return parseDhParamsPem(Deno.readTextFileSync(new URL("../dhparam4096.pem", import.meta.url)));
+}
+
+/**
+ * Turns our key pair and the peer's PEM public key into the session's Fernet: checks the
+ * peer key (throws `DhKeyError`), computes the 512-byte zero-padded `Z`, stretches it with
+ * HKDF-SHA256 (salt and info one zero byte each) and keys Fernet with the result.
+ */
+export async function agreeFernet(
+  group: DhGroup,
+  ours: DhKeyPair,
+  peerPem: string,
+): Promise<Fernet> {
+  const peerY = decodePublicKeyPem(group, peerPem);
+  const z = computeSharedSecret(group, ours.privateKey, peerY);
+  return await Fernet.create(await deriveFernetKey(z));
+}
