@@ -23,7 +23,14 @@ import {
   writeAll,
 } from "./lib/cli.ts";
 import { ClientError, requestTransform } from "./lib/client.ts";
-import { ACTIONS, type Action, isAction, loadLabGroup, MAX_MESSAGE_BYTES, topicLevelProblem } from "./lib/protocol.ts";
+import {
+  type Action,
+  ACTIONS,
+  isAction,
+  loadLabGroup,
+  MAX_MESSAGE_BYTES,
+  topicLevelProblem,
+} from "./lib/protocol.ts";
 
 const NAME = "secure_mqtt_client";
 const USAGE = `usage: ${NAME} [-h] [-p PORT] [--host HOST] [-v] [--timeout SECONDS] ` +
@@ -71,7 +78,9 @@ async function main(args: string[]): Promise<number> {
       writeAll(Deno.stderr, `${NAME}: error: ${error.message}\n`);
     } else {
       // A bug of ours: still one line, and no stack (it could carry key material).
-      const detail = error instanceof Error ? `${error.name}: ${error.message.split("\n")[0]}` : String(error);
+      const detail = error instanceof Error
+        ? `${error.name}: ${error.message.split("\n")[0]}`
+        : String(error);
       writeAll(Deno.stderr, `${NAME}: internal error: ${detail}\n`);
     }
     return EXIT_FAILURE;
@@ -101,13 +110,17 @@ async function parseRequest(args: string[]) {
   }
   const timeout = values.timeout === undefined ? 10 : Number(values.timeout);
   if (!(Number.isFinite(timeout) && timeout > 0 && timeout <= 86_400) || values.timeout === "") {
-    throw new UsageError(`argument --timeout: invalid value '${values.timeout}' (need seconds > 0)`);
+    throw new UsageError(
+      `argument --timeout: invalid value '${values.timeout}' (need seconds > 0)`,
+    );
   }
   const broker = brokerSettings(values);
   const message = rawMessage === "-" ? await readStdin() : rawMessage;
   const size = new TextEncoder().encode(message).length;
   if (size > MAX_MESSAGE_BYTES) {
-    throw new UsageError(`argument message: ${size} bytes is over the ${MAX_MESSAGE_BYTES}-byte limit`);
+    throw new UsageError(
+      `argument message: ${size} bytes is over the ${MAX_MESSAGE_BYTES}-byte limit`,
+    );
   }
   return {
     ...broker,
@@ -127,7 +140,9 @@ async function readStdin(): Promise<string> {
     chunks.push(chunk);
     size += chunk.length;
     if (size > MAX_MESSAGE_BYTES) {
-      throw new UsageError(`argument message: standard input is over the ${MAX_MESSAGE_BYTES}-byte limit`);
+      throw new UsageError(
+        `argument message: standard input is over the ${MAX_MESSAGE_BYTES}-byte limit`,
+      );
     }
   }
   const bytes = new Uint8Array(size);

@@ -74,14 +74,28 @@ export function parseCommandLine<O extends NonNullable<ParseArgsConfig["options"
   config: { options: O; positionals: string[] },
 ): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
   try {
-    const parsed = parseArgs({ args, options: config.options, allowPositionals: true, strict: true });
-    return { values: parsed.values as Record<string, string | boolean | undefined>, positionals: parsed.positionals };
+    const parsed = parseArgs({
+      args,
+      options: config.options,
+      allowPositionals: true,
+      strict: true,
+    });
+    return {
+      values: parsed.values as Record<string, string | boolean | undefined>,
+      positionals: parsed.positionals,
+    };
   } catch (error) {
     const e = error as { code?: string; message?: string };
     if (e.code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") {
       const option = /'([^']*)'/.exec(e.message ?? "")?.[1] ?? "";
       throw new UsageError(
         `unrecognized option ${option} (to pass a message that starts with '-', put -- before it)`,
+      );
+    }
+    if (/argument is ambiguous/.test(e.message ?? "")) {
+      const option = /'([^']*)'/.exec(e.message ?? "")?.[1] ?? "";
+      throw new UsageError(
+        `option ${option} needs a value (write ${option}=VALUE for one that starts with '-')`,
       );
     }
     if (typeof e.code === "string" && e.code.startsWith("ERR_PARSE_ARGS")) {
@@ -106,7 +120,9 @@ export function parsePort(text: string | undefined, fallback: number): number {
  * Validates the broker options and reads what they point at: the CA file, and the password
  * from `MQTT_PASSWORD` (kept off the command line, where `ps` would show it to everyone).
  */
-export function brokerSettings(values: Record<string, string | boolean | undefined>): BrokerSettings {
+export function brokerSettings(
+  values: Record<string, string | boolean | undefined>,
+): BrokerSettings {
   const host = (values.host as string | undefined) ?? "localhost";
   if (host === "" || /\s/.test(host)) {
     throw new UsageError(`argument --host: invalid host '${host}'`);

@@ -15,7 +15,12 @@
  * @module
  */
 
-import { type DhGroup, encodePublicKeyPem, generateKeyPair, publicKeyFingerprint } from "./crypto/dh.ts";
+import {
+  type DhGroup,
+  encodePublicKeyPem,
+  generateKeyPair,
+  publicKeyFingerprint,
+} from "./crypto/dh.ts";
 import { InvalidToken } from "./crypto/fernet.ts";
 import type { Fernet } from "./crypto/fernet.ts";
 import { type Logger, silentLogger } from "./log.ts";
@@ -206,7 +211,7 @@ function decodeAnswer(plain: Uint8Array): string {
 /** One timer for the whole session; {@linkcode race} rejects every wait at the deadline. */
 class Deadline {
   static readonly #EXPIRED = Symbol("deadline");
-  #timer: number;
+  #timer: ReturnType<typeof setTimeout>;
   #expired: Promise<never>;
 
   constructor(ms: number) {

@@ -21,6 +21,10 @@ import {
 } from "./crypto/dh.ts";
 import { deriveFernetKey } from "./crypto/hkdf.ts";
 import { Fernet } from "./crypto/fernet.ts";
+// A text import, not a file read: the PEM becomes part of the module graph, so `deno compile`
+// embeds it without --include, the binaries need no read permission for it and find it from
+// any working directory, and `deno run` needs none either (static imports are not gated).
+import labDhParamsPem from "../dhparam4096.pem" with { type: "text" };
 
 /** The actions a responder performs, in the order the usage text lists them. */
 export const ACTIONS = ["uppercase", "lowercase", "reverse", "shuffle", "random"] as const;
@@ -146,11 +150,11 @@ export function applyAction(action: Action, text: string, randomInt = cryptoRand
 }
 
 /**
- * Loads the lab's Diffie-Hellman group from the `dhparam4096.pem` beside the project root
- * (also embedded in the compiled binaries). Read on demand, not at import time.
+ * The lab's Diffie-Hellman group, from the `dhparam4096.pem` at the project root (imported as
+ * text, so also inside the compiled binaries). Parsed on demand, not at import time.
  */
 export function loadLabGroup(): DhGroup {
-  return parseDhParamsPem(Deno.readTextFileSync(new URL("../dhparam4096.pem", import.meta.url)));
+  return parseDhParamsPem(labDhParamsPem);
 }
 
 /**

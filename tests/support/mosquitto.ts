@@ -132,7 +132,17 @@ export interface Broker extends AsyncDisposable {
   log(): string;
 }
 
-/** Options for {@link startMosquitto}. */
+/**
+ * Options for {@link startMosquitto}.
+ *
+ * @example
+ * ```ts
+ * import type { StartMosquittoOptions } from "./support/mosquitto.ts";
+ * const tls: StartMosquittoOptions = {
+ *   listenerConfig: "certfile /tmp/x/server.pem\nkeyfile /tmp/x/server.key",
+ * };
+ * ```
+ */
 export interface StartMosquittoOptions {
   /** Port for the main listener; default {@link freePort}(). */
   port?: number;

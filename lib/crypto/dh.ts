@@ -1,0 +1,533 @@
+/**
+ * Finite-field Diffie-Hellman over a fixed safe-prime group (PROTOCOL.md "Diffie-Hellman"):
+ * the group file, key pairs, the public key's SubjectPublicKeyInfo PEM, peer-key checks, and
+ * the shared secret, with our own BigInt modular exponentiation.
+ *
+ * Timing: V8 BigInt arithmetic is not constant time, and neither is the sliding window here.
+ * That is the accepted cost of a pure-TypeScript client; the secret exponent is fresh per run.
+ *
+ * @example
+ * ```ts
+ * import {
+ *   computeSharedSecret, decodePublicKeyPem, encodePublicKeyPem, generateKeyPair,
+ *   parseDhParamsPem,
+ * } from "./dh.ts";
+ * const group = parseDhParamsPem(await Deno.readTextFile("dhparam4096.pem"));
+ * const ours = generateKeyPair(group);
+ * const theirs = generateKeyPair(group);
+ * const peerY = decodePublicKeyPem(group, encodePublicKeyPem(group, theirs.publicKey));
+ * const z = computeSharedSecret(group, ours.privateKey, peerY); // 512 bytes
+ * ```
+ * @module
+ */
+
+import {
+  DerError,
+  DerReader,
+  encodeBitString,
+  encodeInteger,
+  encodeOid,
+  encodeSequence,
+  Tag,
+} from "./der.ts";
+import { pemDecode, pemEncode, PemError } from "./pem.ts";
+
+/** A DH group: prime modulus `p`, generator `g`, and `p`'s length in bytes. */
+export interface DhGroup {
+  readonly p: bigint;
+  readonly g: bigint;
+  readonly byteLength: number;
+}
+
+/** A DH key pair: private exponent `x` and public value `y = g^x mod p`. */
+export interface DhKeyPair {
+  readonly privateKey: bigint;
+  readonly publicKey: bigint;
+}
+
+/**
+ * A peer public key we refuse: malformed, other parameters, or out of range. One line, no
+ * key material.
+ *
+ * @example
+ * ```ts
+ * import { DhKeyError } from "./dh.ts";
+ * throw new DhKeyError("peer public key is out of range (need 2 <= y <= p-2)");
+ * ```
+ */
+export class DhKeyError extends Error {
+  /** Builds the error with a one-line `message`. */
+  constructor(message: string) {
+    super(message);
+    this.name = "DhKeyError";
+  }
+}
+
+/**
+ * The DH parameter file itself is unusable.
+ *
+ * @example
+ * ```ts
+ * import { DhParamsError } from "./dh.ts";
+ * throw new DhParamsError("DH prime p must be odd");
+ * ```
+ */
+export class DhParamsError extends Error {
+  /** Builds the error with a one-line `message`. */
+  constructor(message: string) {
+    super(message);
+    this.name = "DhParamsError";
+  }
+}
+
+/**
+ * Bits in the private exponents we generate. An exponent needs at least twice the group's
+ * security strength in bits (NIST SP 800-56A r3 §5.6.1.1, RFC 7919 §5.2); a 4096-bit group
+ * gives about 150 bits (SP 800-56A r3 App. D: 152), and RFC 7919 App. A asks 325 bits of a
+ * 4096-bit group's exponent (OpenSSL uses 325 for its 4096-bit named groups). 384 is that
+ * rounded up to whole 64-bit BigInt digits (383 of them random: the top bit is forced). Cost
+ * grows linearly with it; beyond 2s bits the group, not the exponent, limits security.
+ *
+ * @example
+ * ```ts
+ * import { PRIVATE_KEY_BITS } from "./dh.ts";
+ * console.log(PRIVATE_KEY_BITS); // 384
+ * ```
+ */
+export const PRIVATE_KEY_BITS = 384;
+
+/** Twice ~150 bits of strength, rounded to a byte (the floor of PROTOCOL.md). */
+const MIN_PRIVATE_KEY_BITS = 320;
+
+/** OID 1.2.840.113549.1.3.1, PKCS#3 dhKeyAgreement: parameters SEQUENCE { p, g [, l] }. */
+export const OID_DH_KEY_AGREEMENT = "1.2.840.113549.1.3.1";
+/** OID 1.2.840.10046.2.1, X9.42 dhpublicnumber: parameters SEQUENCE { p, g, q [, j] [, vp] }. */
+export const OID_DH_PUBLIC_NUMBER = "1.2.840.10046.2.1";
+
+function bitLength(n: bigint): number {
+  if (n <= 0n) return 0;
+  const hex = n.toString(16);
+  return hex.length * 4 - (Math.clz32(parseInt(hex[0], 16)) - 28);
+}
+
+function malformed(e: unknown): never {
+  if (e instanceof DerError || e instanceof PemError) {
+    throw new DhKeyError(`peer public key is malformed: ${e.message}`);
+  }
+  throw e;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Modular exponentiation
+
+/** Multiplication in some representation of Z/m (plain residues or Montgomery form). */
+interface ModArith {
+  readonly m: bigint;
+  into(x: bigint): bigint;
+  out(x: bigint): bigint;
+  mul(a: bigint, b: bigint): bigint;
+}
+
+class PlainArith implements ModArith {
+  constructor(readonly m: bigint) {}
+  into(x: bigint): bigint {
+    return x;
+  }
+  out(x: bigint): bigint {
+    return x;
+  }
+  mul(a: bigint, b: bigint): bigint {
+    return (a * b) % this.m;
+  }
+}
+
+/** Montgomery multiplication (HAC 14.36) with R = 2^k, k a whole number of 64-bit digits. */
+class MontgomeryArith implements ModArith {
+  readonly #k: number;
+  readonly #kb: bigint;
+  readonly #negInverse: bigint;
+
+  constructor(readonly m: bigint) {
+    const k = Math.ceil(bitLength(m) / 64) * 64;
+    // Newton's iteration for m^-1 mod 2^k: m*m = 1 mod 8 for odd m, each step doubles the bits.
+    let inverse = m;
+    for (let bits = 3; bits < k; bits *= 2) {
+      inverse = BigInt.asUintN(k, inverse * (2n - m * inverse));
+    }
+    this.#k = k;
+    this.#kb = BigInt(k);
+    this.#negInverse = BigInt.asUintN(k, -inverse);
+  }
+  into(x: bigint): bigint {
+    return (x << this.#kb) % this.m;
+  }
+  out(t: bigint): bigint {
+    const k = this.#k;
+    const u = (t + BigInt.asUintN(k, BigInt.asUintN(k, t) * this.#negInverse) * this.m) >> this.#kb;
+    return u >= this.m ? u - this.m : u;
+  }
+  mul(a: bigint, b: bigint): bigint {
+    return this.out(a * b);
+  }
+}
+
+let lastMontgomery: MontgomeryArith | undefined;
+
+/**
+ * Montgomery or `%`, measured (bench/dh_micro.ts, medians): in a warm process a REDC (three
+ * products, two masks, a shift) costs about 15-25% less than `%` of the 8192-bit product, and
+ * modPow 10-15% less. But it allocates about three times as many bytes per multiplication,
+ * and in a fresh process the first few MB of BigInt garbage land on never-touched pages whose
+ * first-touch faults dominate (here, a VM): a one-shot 384-bit keygen then takes about
+ * 1.8x as long with Montgomery. The CLI runs once per process, so short exponents use `%`;
+ * long ones (4096-bit: about 10% faster even cold) use Montgomery. The last context is kept
+ * because p is the only hot modulus.
+ */
+const MONTGOMERY_MIN_EXPONENT_BITS = 1024;
+
+function arithmetic(m: bigint, exponentBits: number): ModArith {
+  if (!(m & 1n) || exponentBits < MONTGOMERY_MIN_EXPONENT_BITS) return new PlainArith(m);
+  if (lastMontgomery?.m !== m) lastMontgomery = new MontgomeryArith(m);
+  return lastMontgomery;
+}
+
+/** OpenSSL's BN_window_bits_for_exponent_size: the window that minimises multiplications. */
+function windowBits(exponentBits: number): number {
+  if (exponentBits > 671) return 6;
+  if (exponentBits > 239) return 5;
+  if (exponentBits > 79) return 4;
+  return exponentBits > 23 ? 3 : 1;
+}
+
+/** Left-to-right sliding-window exponentiation (HAC 14.85); `base` already in [0, m). */
+function slidingWindow(f: ModArith, base: bigint, bits: string): bigint {
+  const w = windowBits(bits.length);
+  const b = f.into(base);
+  const b2 = f.mul(b, b);
+  const oddPowers = [b]; // b^1, b^3, ..., b^(2^w - 1)
+  for (let i = 1; i < 1 << (w - 1); i++) oddPowers.push(f.mul(oddPowers[i - 1], b2));
+  let r: bigint | undefined; // undefined stands for 1, so no squarings are spent on it
+  for (let i = 0; i < bits.length;) {
+    if (bits[i] === "0") {
+      if (r !== undefined) r = f.mul(r, r);
+      i++;
+      continue;
+    }
+    let j = Math.min(i + w, bits.length);
+    while (bits[j - 1] === "0") j--;
+    if (r !== undefined) { for (let s = i; s < j; s++) r = f.mul(r, r); }
+    const odd = oddPowers[parseInt(bits.slice(i, j), 2) >> 1];
+    r = r === undefined ? odd : f.mul(r, odd);
+    i = j;
+  }
+  return f.out(r!);
+}
+
+/**
+ * Base-2 exponentiation with fixed windows: multiplying by 2^d is a shift and a cheap reduction
+ * of a number only d bits wider than m, so only the squarings cost a full multiplication. It
+ * pays in Montgomery form, where a sliding window's table holds full-size numbers (about 15%
+ * at 4096 bits); with `%` that table's small powers of two are cheap already and both measure
+ * alike. Widths 4 to 12 measured alike; 8 keeps the shifts rare.
+ */
+function powerOfTwo(f: ModArith, bits: string): bigint {
+  const W = 8;
+  const lead = bits.length % W || W;
+  let r = f.into((1n << BigInt(parseInt(bits.slice(0, lead), 2))) % f.m);
+  for (let i = lead; i < bits.length; i += W) {
+    for (let s = 0; s < W; s++) r = f.mul(r, r);
+    const d = parseInt(bits.slice(i, i + W), 2);
+    if (d) r = (r << BigInt(d)) % f.m;
+  }
+  return f.out(r);
+}
+
+/**
+ * `base^exponent mod modulus` for any base, exponent >= 0 and modulus >= 1: sliding windows,
+ * Montgomery multiplication for long exponents over odd moduli, and a faster path for base 2
+ * (the DH generator). Not constant time.
+ *
+ * @example
+ * ```ts
+ * import { modPow } from "./dh.ts";
+ * console.log(modPow(4n, 13n, 497n)); // 445n
+ * ```
+ */
+export function modPow(base: bigint, exponent: bigint, modulus: bigint): bigint {
+  if (modulus < 1n) throw new RangeError("modPow: modulus must be >= 1");
+  if (exponent < 0n) throw new RangeError("modPow: exponent must be >= 0");
+  if (modulus === 1n) return 0n;
+  if (exponent === 0n) return 1n;
+  base %= modulus;
+  if (base < 0n) base += modulus;
+  if (base < 2n) return base;
+  const bits = exponent.toString(2);
+  const f = arithmetic(modulus, bits.length);
+  return base === 2n ? powerOfTwo(f, bits) : slidingWindow(f, base, bits);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Group and keys
+
+/**
+ * Parses a PKCS#3 "DH PARAMETERS" PEM: DHParameter ::= SEQUENCE { prime, base,
+ * privateValueLength OPTIONAL }. Checks p odd and 2 <= g <= p-2; an optional
+ * privateValueLength is ignored (PRIVATE_KEY_BITS decides our exponent size).
+ *
+ * It does not re-prove that p is a safe prime: Miller-Rabin on p and (p-1)/2 costs dozens of
+ * 4096-bit exponentiations on every start, and the file is local, trusted, and the same on both
+ * sides; a peer cannot substitute its own group because its p and g must equal ours.
+ *
+ * @example
+ * ```ts
+ * import { parseDhParamsPem } from "./dh.ts";
+ * const group = parseDhParamsPem(await Deno.readTextFile("dhparam4096.pem"));
+ * console.log(group.byteLength); // 512
+ * ```
+ */
+export function parseDhParamsPem(pemText: string): DhGroup {
+  let p: bigint, g: bigint;
+  try {
+    const outer = new DerReader(pemDecode(pemText, "DH PARAMETERS"));
+    const params = outer.readSequence();
+    outer.end();
+    p = params.readPositiveInteger();
+    g = params.readPositiveInteger();
+    if (params.remaining) params.readPositiveInteger(); // privateValueLength
+    params.end();
+  } catch (e) {
+    if (e instanceof DerError || e instanceof PemError) {
+      throw new DhParamsError(`DH parameters are malformed: ${e.message}`);
+    }
+    throw e;
+  }
+  if (!(p & 1n)) throw new DhParamsError("DH prime p must be odd");
+  if (g < 2n || g > p - 2n) throw new DhParamsError("DH generator g must satisfy 2 <= g <= p-2");
+  return Object.freeze({ p, g, byteLength: Math.ceil(bitLength(p) / 8) });
+}
+
+function randomBits(bits: number): bigint {
+  const bytes = crypto.getRandomValues(new Uint8Array(Math.ceil(bits / 8)));
+  bytes[0] &= 0xff >> (bytes.length * 8 - bits);
+  return BigInt("0x" + bytes.toHex());
+}
+
+/**
+ * Generates a key pair: x uniform among `bits`-bit numbers (top bit set, so the size is exact)
+ * below p-1, from crypto.getRandomValues, and y = g^x mod p.
+ *
+ * @param bits exponent size, from 320 up to the bit length of p; PRIVATE_KEY_BITS by default.
+ * @example
+ * ```ts
+ * import { generateKeyPair, parseDhParamsPem } from "./dh.ts";
+ * const group = parseDhParamsPem(await Deno.readTextFile("dhparam4096.pem"));
+ * const { privateKey, publicKey } = generateKeyPair(group);
+ * ```
+ */
+export function generateKeyPair(group: DhGroup, bits: number = PRIVATE_KEY_BITS): DhKeyPair {
+  if (!Number.isInteger(bits) || bits < MIN_PRIVATE_KEY_BITS || bits > bitLength(group.p)) {
+    throw new RangeError(
+      `DH private key size must be ${MIN_PRIVATE_KEY_BITS}..${bitLength(group.p)} bits`,
+    );
+  }
+  for (;;) {
+    const x = randomBits(bits) | (1n << BigInt(bits - 1));
+    // Only a full-size exponent can reach p-1; redrawing keeps x uniform on what remains.
+    if (x > group.p - 2n) continue;
+    const y = modPow(group.g, x, group.p);
+    // Unreachable for a safe prime and x < (p-1)/2, but the peer would refuse such a y.
+    if (y < 2n || y > group.p - 2n) continue;
+    return { privateKey: x, publicKey: y };
+  }
+}
+
+/**
+ * The DER SubjectPublicKeyInfo of `y` in the PKCS#3 form, as pyca/cryptography emits it.
+ *
+ * @example
+ * ```ts
+ * import { encodePublicKeyDer, generateKeyPair, parseDhParamsPem } from "./dh.ts";
+ * const group = parseDhParamsPem(await Deno.readTextFile("dhparam4096.pem"));
+ * const der = encodePublicKeyDer(group, generateKeyPair(group).publicKey);
+ * ```
+ */
+export function encodePublicKeyDer(group: DhGroup, y: bigint): Uint8Array<ArrayBuffer> {
+  if (y < 2n || y > group.p - 2n) throw new RangeError("DH public key out of range");
+  return encodeSequence(
+    encodeSequence(
+      encodeOid(OID_DH_KEY_AGREEMENT),
+      encodeSequence(encodeInteger(group.p), encodeInteger(group.g)),
+    ),
+    encodeBitString(encodeInteger(y)),
+  );
+}
+
+/**
+ * The "PUBLIC KEY" PEM of `y` (PKCS#3 SubjectPublicKeyInfo), byte-identical to
+ * pyca/cryptography's `public_bytes(PEM, SubjectPublicKeyInfo)`.
+ *
+ * @example
+ * ```ts
+ * import { encodePublicKeyPem, generateKeyPair, parseDhParamsPem } from "./dh.ts";
+ * const group = parseDhParamsPem(await Deno.readTextFile("dhparam4096.pem"));
+ * const pem = encodePublicKeyPem(group, generateKeyPair(group).publicKey);
+ * ```
+ */
+export function encodePublicKeyPem(group: DhGroup, y: bigint): string {
+  return pemEncode("PUBLIC KEY", encodePublicKeyDer(group, y));
+}
+
+/** What a DH SubjectPublicKeyInfo says, before any check against our group. */
+export interface DhPublicKeyInfo {
+  readonly algorithm: typeof OID_DH_KEY_AGREEMENT | typeof OID_DH_PUBLIC_NUMBER;
+  readonly p: bigint;
+  readonly g: bigint;
+  /** Only in the X9.42 form. */
+  readonly q?: bigint;
+  readonly y: bigint;
+}
+
+/**
+ * Parses a DH SubjectPublicKeyInfo in either form (PKCS#3 or X9.42); throws DerError only.
+ *
+ * @example
+ * ```ts
+ * import { encodePublicKeyDer, parsePublicKeyInfo, parseDhParamsPem } from "./dh.ts";
+ * const group = parseDhParamsPem(await Deno.readTextFile("dhparam4096.pem"));
+ * parsePublicKeyInfo(encodePublicKeyDer(group, 2n)).y; // 2n
+ * ```
+ */
+export function parsePublicKeyInfo(der: Uint8Array): DhPublicKeyInfo {
+  const outer = new DerReader(der);
+  const spki = outer.readSequence();
+  outer.end();
+  const algorithm = spki.readSequence();
+  const oid = algorithm.readOid();
+  if (oid !== OID_DH_KEY_AGREEMENT && oid !== OID_DH_PUBLIC_NUMBER) {
+    throw new DerError(`not a DH key (algorithm ${oid})`);
+  }
+  const params = algorithm.readSequence();
+  algorithm.end();
+  const p = params.readPositiveInteger();
+  const g = params.readPositiveInteger();
+  let q: bigint | undefined;
+  if (oid === OID_DH_KEY_AGREEMENT) {
+    if (params.remaining) params.readPositiveInteger(); // privateValueLength
+  } else {
+    q = params.readPositiveInteger();
+    if (params.peekTag() === Tag.INTEGER) params.readPositiveInteger(); // j
+    if (params.remaining) { // ValidationParms ::= SEQUENCE { seed BIT STRING, pgenCounter }
+      const validation = params.readSequence();
+      validation.readBitString();
+      validation.readPositiveInteger();
+      validation.end();
+    }
+  }
+  params.end();
+  const key = new DerReader(spki.readBitString());
+  const y = key.readInteger();
+  key.end();
+  spki.end();
+  return { algorithm: oid, p, g, q, y };
+}
+
+function checkPeerY(group: DhGroup, y: bigint): void {
+  // For a safe prime the only small subgroups are {1} and {1, p-1}, so this range is enough.
+  if (y < 2n || y > group.p - 2n) {
+    throw new DhKeyError("peer public key is out of range (need 2 <= y <= p-2)");
+  }
+}
+
+/**
+ * Checks a peer's DER SubjectPublicKeyInfo against our group and returns its y; throws
+ * DhKeyError only.
+ *
+ * @example
+ * ```ts
+ * import { decodePublicKeyDer, encodePublicKeyDer, parseDhParamsPem } from "./dh.ts";
+ * const group = parseDhParamsPem(await Deno.readTextFile("dhparam4096.pem"));
+ * decodePublicKeyDer(group, encodePublicKeyDer(group, 5n)); // 5n
+ * ```
+ */
+export function decodePublicKeyDer(group: DhGroup, der: Uint8Array): bigint {
+  let info: DhPublicKeyInfo;
+  try {
+    info = parsePublicKeyInfo(der);
+  } catch (e) {
+    malformed(e);
+  }
+  // X9.42 also names the subgroup order; for a safe prime the only honest q is (p-1)/2.
+  if (
+    info.p !== group.p || info.g !== group.g ||
+    (info.q !== undefined && info.q !== (group.p - 1n) / 2n)
+  ) {
+    throw new DhKeyError("peer public key uses different DH parameters (p/g)");
+  }
+  checkPeerY(group, info.y);
+  return info.y;
+}
+
+/**
+ * Checks a peer's "PUBLIC KEY" PEM (PKCS#3 or X9.42 SubjectPublicKeyInfo) against our group and
+ * returns its y. Throws DhKeyError only: malformed, other p/g, or y outside [2, p-2].
+ *
+ * @example
+ * ```ts
+ * import { decodePublicKeyPem, encodePublicKeyPem, parseDhParamsPem } from "./dh.ts";
+ * const group = parseDhParamsPem(await Deno.readTextFile("dhparam4096.pem"));
+ * decodePublicKeyPem(group, encodePublicKeyPem(group, 5n)); // 5n
+ * ```
+ */
+export function decodePublicKeyPem(group: DhGroup, pemText: string): bigint {
+  let der: Uint8Array;
+  try {
+    der = pemDecode(pemText, "PUBLIC KEY");
+  } catch (e) {
+    malformed(e);
+  }
+  return decodePublicKeyDer(group, der);
+}
+
+/**
+ * Z = peerY^x mod p as big-endian bytes left-padded to group.byteLength, as pyca's exchange()
+ * returns it (RFC 8446 §7.4.1, SP 800-56A r3 §5.7.1.1): stripping leading zeros instead breaks
+ * about one exchange in 256. Re-checks the peer's range, so an unchecked y cannot slip through.
+ *
+ * @example
+ * ```ts
+ * import { computeSharedSecret, generateKeyPair, parseDhParamsPem } from "./dh.ts";
+ * const group = parseDhParamsPem(await Deno.readTextFile("dhparam4096.pem"));
+ * const a = generateKeyPair(group), b = generateKeyPair(group);
+ * computeSharedSecret(group, a.privateKey, b.publicKey); // 512 bytes, equal for b with a's y
+ * ```
+ */
+export function computeSharedSecret(group: DhGroup, privateKey: bigint, peerY: bigint): Uint8Array {
+  checkPeerY(group, peerY);
+  if (privateKey < 1n || privateKey > group.p - 2n) {
+    throw new RangeError("DH private key out of range");
+  }
+  const z = modPow(peerY, privateKey, group.p);
+  return Uint8Array.fromHex(z.toString(16).padStart(group.byteLength * 2, "0"));
+}
+
+/**
+ * "SHA256:" and lowercase hex of SHA-256 over the DER SubjectPublicKeyInfo inside a
+ * "PUBLIC KEY" PEM, for comparing keys out of band. Throws DhKeyError if it is not one.
+ *
+ * @example
+ * ```ts
+ * import { encodePublicKeyPem, parseDhParamsPem, publicKeyFingerprint } from "./dh.ts";
+ * const group = parseDhParamsPem(await Deno.readTextFile("dhparam4096.pem"));
+ * await publicKeyFingerprint(encodePublicKeyPem(group, 5n)); // "SHA256:9f86…"
+ * ```
+ */
+export async function publicKeyFingerprint(pemText: string): Promise<string> {
+  let der: Uint8Array<ArrayBuffer>;
+  try {
+    der = pemDecode(pemText, "PUBLIC KEY");
+    parsePublicKeyInfo(der);
+  } catch (e) {
+    malformed(e);
+  }
+  return "SHA256:" + new Uint8Array(await crypto.subtle.digest("SHA-256", der)).toHex();
+}

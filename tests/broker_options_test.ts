@@ -1,0 +1,358 @@
+/**
+ * Options that real brokers need, end to end through the real entry points (main.ts and
+ * responder.ts as subprocesses with their deno.json task's permissions) against a real
+ * mosquitto: MQTT over TLS with a private CA (`--tls`, `--cafile`), user name and password
+ * (`--username`, `MQTT_PASSWORD`), and the message read from stdin (`-`).
+ *
+ * The broker has a TLS listener with a certificate from a throwaway CA (tests/support/tls.ts)
+ * and a password file made with `mosquitto_passwd`; anonymous clients are refused. Our own
+ * responder serves the same broker with the same credentials, so a good run is a full exchange.
+ */
+
+import assert from "node:assert/strict";
+import { runTask } from "./support/cli.ts";
+import { freePort, mosquittoSkipReason, startMosquitto } from "./support/mosquitto.ts";
+import { type Peer, ROOT, spawnPeer, taskCommand } from "./support/processes.ts";
+import { makeTlsFixture, opensslSkipReason, type TlsFixture } from "./support/tls.ts";
+
+const MAX_MESSAGE_BYTES = 1024 * 1024; // lib/protocol.ts MAX_MESSAGE_BYTES, restated on purpose
+const USER = "lab-user";
+// Spaces and shell metacharacters: the password must survive the environment untouched.
+const PASSWORD = "c0rrect horse $battery 'staple'";
+const WRONG_PASSWORD = "Tr0ub4dor&3-not-it";
+
+const NEEDS_BROKER = mosquittoSkipReason() ?? opensslSkipReason();
+
+/** What a finished run left behind. */
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * deno prints a warning about deno.json itself (before our program runs) on stderr; it is not
+ * our output, so it is dropped before counting our lines.
+ */
+function ourStderr(stderr: string): string {
+  return stderr.replace(/^.*Warning.*"exports" field.*\n\s+at file:.*deno\.json\n/gm, "");
+}
+
+/**
+ * A task's `deno run` arguments, plus `--allow-read=FILE` for a `--cafile` outside the task's
+ * read scope. The extra grant is only added when the task lacks an unscoped read; the test
+ * "the client and responder tasks can read a --cafile" says whether the task itself suffices.
+ */
+function taskArgs(task: "client" | "responder", cafile?: string): string[] {
+  const [, ...args] = taskCommand(task);
+  const readsAll = args.some((a) => a === "--allow-read" || a === "-R" || a === "-A");
+  if (cafile === undefined || readsAll) return args;
+  return [args[0], `--allow-read=${cafile}`, ...args.slice(1)];
+}
+
+/**
+ * The environment for a child: ours minus any MQTT_PASSWORD the test runner happened to have
+ * (a test of "no password" must really have none), plus `env`.
+ */
+function childEnv(env: Record<string, string>): Record<string, string> {
+  const base = Deno.env.toObject();
+  delete base.MQTT_PASSWORD;
+  return { ...base, NO_COLOR: "1", ...env };
+}
+
+/** Runs the client (main.ts) to completion. */
+async function runClient(
+  args: string[],
+  options: { cafile?: string; env?: Record<string, string>; stdin?: string } = {},
+): Promise<Run> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [...taskArgs("client", options.cafile), ...args],
+    cwd: ROOT,
+    clearEnv: true,
+    env: childEnv(options.env ?? {}),
+    stdin: options.stdin === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  if (options.stdin !== undefined) {
+    const writer = child.stdin.getWriter();
+    await writer.write(new TextEncoder().encode(options.stdin)).catch(() => {});
+    await writer.close().catch(() => {});
+  }
+  const out = await child.output();
+  const text = new TextDecoder();
+  return { code: out.code, stdout: text.decode(out.stdout), stderr: text.decode(out.stderr) };
+}
+
+/** Starts our responder (responder.ts) and waits until it has subscribed. */
+async function startResponder(
+  port: number,
+  options: { cafile: string; password: string },
+): Promise<Peer> {
+  const responder = spawnPeer(Deno.execPath(), [
+    ...taskArgs("responder", options.cafile),
+    "--host",
+    "127.0.0.1",
+    "-p",
+    String(port),
+    "--cafile",
+    options.cafile,
+    "--username",
+    USER,
+  ], { env: { NO_COLOR: "1", MQTT_PASSWORD: options.password } });
+  try {
+    await responder.waitForLine(/subscribed to/);
+  } catch (error) {
+    await responder[Symbol.asyncDispose]();
+    throw error;
+  }
+  return responder;
+}
+
+/** One line on stderr matching `reason`, nothing on stdout, exit 1, no password anywhere. */
+function assertRuntimeFailure(run: Run, reason: RegExp, secret?: string): void {
+  const stderr = ourStderr(run.stderr);
+  assert.equal(run.code, 1, `exit code; stderr:\n${stderr}`);
+  assert.equal(run.stdout, "", "nothing on stdout");
+  const lines = stderr.trimEnd().split("\n");
+  assert.equal(lines.length, 1, `exactly one line on stderr, got:\n${stderr}`);
+  assert.match(lines[0], /^secure_mqtt_client: error: /);
+  assert.match(lines[0], reason);
+  if (secret !== undefined) assertNoSecret(run.stdout + run.stderr, secret);
+}
+
+function assertNoSecret(text: string, secret: string): void {
+  assert.ok(!text.includes(secret), `the password appears in the output:\n${text}`);
+}
+
+async function makePasswordFile(dir: string): Promise<string> {
+  const file = `${dir}/passwd`;
+  const out = await new Deno.Command("mosquitto_passwd", {
+    args: ["-b", "-c", file, USER, PASSWORD],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!out.success) {
+    throw new Error(`mosquitto_passwd failed: ${new TextDecoder().decode(out.stderr).trim()}`);
+  }
+  return file;
+}
+
+/** A broker with a TLS listener from `pki` that accepts only USER / PASSWORD. */
+async function startSecureBroker(pki: TlsFixture) {
+  const passwordFile = await makePasswordFile(pki.dir);
+  return await startMosquitto({
+    listenerConfig: pki.mosquittoListenerConfig,
+    config: `allow_anonymous false\npassword_file ${passwordFile}`,
+  });
+}
+
+Deno.test({
+  name: "TLS broker with a password file: good credentials exchange, bad ones exit 1",
+  ignore: NEEDS_BROKER !== undefined,
+  sanitizeResources: false, // the broker and responder live across the steps
+  sanitizeOps: false,
+  async fn(t) {
+    await using pki = await makeTlsFixture();
+    await using broker = await startSecureBroker(pki);
+    const target = ["--host", "127.0.0.1", "-p", String(broker.port), "--timeout", "10"];
+    await using responder = await startResponder(broker.port, {
+      cafile: pki.caFile,
+      password: PASSWORD,
+    });
+    const good = { cafile: pki.caFile, env: { MQTT_PASSWORD: PASSWORD } };
+
+    await t.step(
+      "--cafile + --username + MQTT_PASSWORD: full exchange via our responder",
+      async () => {
+        const run = await runClient(
+          [
+            ...target,
+            "-v",
+            "--cafile",
+            pki.caFile,
+            "--username",
+            USER,
+            "alice",
+            "uppercase",
+            "tls ok",
+          ],
+          good,
+        );
+        assert.equal(run.code, 0, ourStderr(run.stderr));
+        assert.equal(run.stdout, "TLS OK\n");
+        // -v logs the connection in detail; the password must still not be in it.
+        assert.match(run.stderr, /debug: connected to/);
+        assertNoSecret(run.stdout + run.stderr, PASSWORD);
+      },
+    );
+
+    await t.step("--tls and --cafile together also work (--cafile implies --tls)", async () => {
+      const run = await runClient(
+        [...target, "--tls", "--cafile", pki.caFile, "--username", USER, "bob", "reverse", "abc"],
+        good,
+      );
+      assert.equal(run.code, 0, ourStderr(run.stderr));
+      assert.equal(run.stdout, "cba\n");
+    });
+
+    await t.step("message '-' is read from stdin exactly, trailing newline included", async () => {
+      const run = await runClient(
+        [...target, "--cafile", pki.caFile, "--username", USER, "carol", "uppercase", "-"],
+        { ...good, stdin: "from stdin, ünïcödé\n" },
+      );
+      assert.equal(run.code, 0, ourStderr(run.stderr));
+      assert.equal(run.stdout, "FROM STDIN, ÜNÏCÖDÉ\n\n");
+    });
+
+    await t.step(
+      "wrong password: exit 1, 'not authorized', the password never printed",
+      async () => {
+        const run = await runClient(
+          [...target, "-v", "--cafile", pki.caFile, "--username", USER, "dave", "uppercase", "x"],
+          { cafile: pki.caFile, env: { MQTT_PASSWORD: WRONG_PASSWORD } },
+        );
+        assertRuntimeFailure(run, /not authorized/, WRONG_PASSWORD);
+      },
+    );
+
+    await t.step("user name without MQTT_PASSWORD, or no user at all: exit 1", async () => {
+      const noPassword = await runClient(
+        [...target, "--cafile", pki.caFile, "--username", USER, "erin", "uppercase", "x"],
+        { cafile: pki.caFile },
+      );
+      assertRuntimeFailure(noPassword, /not authorized/);
+      const anonymous = await runClient(
+        [...target, "--cafile", pki.caFile, "frank", "uppercase", "x"],
+        { cafile: pki.caFile },
+      );
+      assertRuntimeFailure(anonymous, /not authorized/);
+    });
+
+    await t.step("a certificate from another CA: exit 1, TLS handshake failed", async () => {
+      const run = await runClient(
+        [...target, "--cafile", pki.otherCaFile, "--username", USER, "gina", "uppercase", "x"],
+        { cafile: pki.otherCaFile, env: { MQTT_PASSWORD: PASSWORD } },
+      );
+      assertRuntimeFailure(run, /TLS handshake with 127\.0\.0\.1:\d+ failed/, PASSWORD);
+    });
+
+    await t.step(
+      "--tls with only the system CAs: the private CA is not trusted, exit 1",
+      async () => {
+        const run = await runClient(
+          [...target, "--tls", "--username", USER, "hank", "uppercase", "x"],
+          { env: { MQTT_PASSWORD: PASSWORD } },
+        );
+        assertRuntimeFailure(run, /TLS handshake with 127\.0\.0\.1:\d+ failed/, PASSWORD);
+      },
+    );
+
+    await t.step("the responder refuses to run with a wrong password or a wrong CA", async () => {
+      for (
+        const [cafile, password, reason] of [
+          [pki.caFile, WRONG_PASSWORD, /not authorized/],
+          [pki.otherCaFile, PASSWORD, /TLS handshake with 127\.0\.0\.1:\d+ failed/],
+        ] as const
+      ) {
+        await using bad = spawnPeer(Deno.execPath(), [
+          ...taskArgs("responder", cafile),
+          ...["--host", "127.0.0.1", "-p", String(broker.port)],
+          ...["--cafile", cafile, "--username", USER],
+        ], { env: { NO_COLOR: "1", MQTT_PASSWORD: password } });
+        const status = await bad.status;
+        const stderr = ourStderr(bad.stderrText());
+        assert.equal(status.code, 1, `responder exit code; stderr:\n${stderr}`);
+        assert.match(stderr, /^secure_mqtt_responder: error: .*$/m);
+        assert.match(stderr, reason);
+        assertNoSecret(bad.stdoutText() + bad.stderrText(), password);
+      }
+    });
+
+    await t.step("the good responder logged no password either", () => {
+      assertNoSecret(responder.stdoutText() + responder.stderrText(), PASSWORD);
+    });
+  },
+});
+
+Deno.test("the password has no command-line option: --password is a usage error", async () => {
+  const { code, stdout, stderr } = await runTask("client", [
+    "--password",
+    "hunter2",
+    "alice",
+    "uppercase",
+    "x",
+  ]);
+  assert.equal(code, 2);
+  assert.equal(stdout, "");
+  assert.match(ourStderr(stderr), /^secure_mqtt_client: error: unrecognized option --password/);
+});
+
+const TASK_READ_HINT = "cannot read a --cafile outside the project; the deno.json task needs an " +
+  "unscoped --allow-read, as the binaries have (docs/shipping.md)";
+
+Deno.test("the client and responder tasks can read a --cafile outside the project", async () => {
+  // Not "grant it yourself": `deno task client ARGS` hands ARGS to the program, so a user
+  // cannot add --allow-read there. The task's own permissions must cover any CA file path.
+  const dir = await Deno.makeTempDir({ prefix: "cafile-" });
+  try {
+    const cafile = `${dir}/ca.pem`;
+    await Deno.writeTextFile(cafile, "-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n");
+    const port = String(freePort()); // nothing listens: the run gets past option parsing
+    const { code, stderr } = await runTask("client", [
+      ...["--host", "127.0.0.1", "-p", port, "--cafile", cafile, "alice", "uppercase", "x"],
+    ]);
+    assert.doesNotMatch(stderr, /argument --cafile/, `client task: ${TASK_READ_HINT}`);
+    assert.equal(code, 1, ourStderr(stderr));
+
+    // The responder retries an unreachable broker for ever; a reconnect warning is proof enough.
+    await using responder = spawnPeer(Deno.execPath(), [
+      ...taskCommand("responder").slice(1),
+      ...["--host", "127.0.0.1", "-p", port, "--cafile", cafile],
+    ], { env: { NO_COLOR: "1" } });
+    const line = await responder.waitForLine(/reconnecting|error:/);
+    assert.doesNotMatch(line, /argument --cafile/, `responder task: ${TASK_READ_HINT}`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("stdin over the 1 MiB cap is a usage error (exit 2), before connecting", async () => {
+  const port = String(freePort()); // never reached: the cap is checked first
+  const { code, stdout, stderr } = await runTask(
+    "client",
+    ["--host", "127.0.0.1", "-p", port, "alice", "uppercase", "-"],
+    { stdin: "x".repeat(MAX_MESSAGE_BYTES + 1) },
+  );
+  assert.equal(code, 2, stderr);
+  assert.equal(stdout, "");
+  const lines = ourStderr(stderr).trimEnd().split("\n");
+  assert.match(lines[0], /^secure_mqtt_client: error: argument message: .*1048576-byte limit/);
+  assert.match(lines[1], /^usage: secure_mqtt_client /);
+});
+
+Deno.test("stdin of exactly 1 MiB is accepted (the run gets as far as connecting)", async () => {
+  const port = freePort();
+  const { code, stdout, stderr } = await runTask(
+    "client",
+    ["--host", "127.0.0.1", "-p", String(port), "alice", "uppercase", "-"],
+    { stdin: "é".repeat(MAX_MESSAGE_BYTES / 2) }, // 2 bytes each in UTF-8: exactly the cap
+  );
+  assert.equal(code, 1, stderr);
+  assert.equal(stdout, "");
+  assert.match(ourStderr(stderr), new RegExp(`cannot connect to 127\\.0\\.0\\.1:${port}`));
+});
+
+Deno.test("stdin that is not UTF-8 is a usage error (exit 2)", async () => {
+  for (const bytes of [[0xff, 0xfe, 0x41], [0x68, 0x69, 0xc3], [0xed, 0xa0, 0x80]]) {
+    const { code, stdout, stderr } = await runTask(
+      "client",
+      ["--host", "127.0.0.1", "-p", String(freePort()), "alice", "uppercase", "-"],
+      { stdin: new Uint8Array(bytes) },
+    );
+    assert.equal(code, 2, `${bytes}: ${stderr}`);
+    assert.equal(stdout, "");
+    assert.match(ourStderr(stderr), /^secure_mqtt_client: error: .*not valid UTF-8$/m);
+  }
+});

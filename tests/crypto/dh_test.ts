@@ -1,0 +1,379 @@
+import assert from "node:assert/strict";
+import {
+  computeSharedSecret,
+  decodePublicKeyDer,
+  decodePublicKeyPem,
+  DhKeyError,
+  DhParamsError,
+  encodePublicKeyDer,
+  encodePublicKeyPem,
+  generateKeyPair,
+  modPow,
+  OID_DH_KEY_AGREEMENT,
+  OID_DH_PUBLIC_NUMBER,
+  parseDhParamsPem,
+  parsePublicKeyInfo,
+  PRIVATE_KEY_BITS,
+  publicKeyFingerprint,
+} from "../../lib/crypto/dh.ts";
+import {
+  encodeBitString,
+  encodeInteger,
+  encodeOid,
+  encodeSequence,
+  encodeTlv,
+  Tag,
+} from "../../lib/crypto/der.ts";
+import { pemEncode } from "../../lib/crypto/pem.ts";
+import { deriveFernetKey } from "../../lib/crypto/hkdf.ts";
+import { Fernet } from "../../lib/crypto/fernet.ts";
+import { pycaTest, runPython } from "./pyca.ts";
+
+const paramsPem = await Deno.readTextFile(new URL("../../dhparam4096.pem", import.meta.url));
+const group = parseDhParamsPem(paramsPem);
+const { p, g } = group;
+const q = (p - 1n) / 2n;
+
+const bitLength = (n: bigint) => n.toString(2).length;
+const toHex = (n: bigint) => n.toString(16);
+
+/** Textbook square-and-multiply: slow, obviously right, the reference for modPow. */
+function referencePow(b: bigint, e: bigint, m: bigint): bigint {
+  let r = 1n % m;
+  b = ((b % m) + m) % m;
+  for (; e > 0n; e >>= 1n, b = (b * b) % m) if (e & 1n) r = (r * b) % m;
+  return r;
+}
+
+/** Seeded xorshift32, so that failures reproduce. */
+function rng(seed: number) {
+  let s = seed;
+  const next = () => {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    return s >>> 0;
+  };
+  return (bits: number) => {
+    let v = 0n;
+    for (let i = 0; i < bits; i += 32) v = (v << 32n) | BigInt(next());
+    return BigInt.asUintN(bits, v);
+  };
+}
+
+const spki = (oid: string, params: Uint8Array[], y: Uint8Array) =>
+  encodeSequence(encodeSequence(encodeOid(oid), encodeSequence(...params)), encodeBitString(y));
+const keyError = (message: RegExp) => (e: unknown) =>
+  e instanceof DhKeyError && message.test(e.message);
+
+Deno.test("parses the shipped DH parameters", () => {
+  assert.equal(bitLength(p), 4096);
+  assert.equal(g, 2n);
+  assert.equal(group.byteLength, 512);
+  assert.ok(Object.isFrozen(group));
+});
+
+Deno.test("parseDhParamsPem rejects unusable parameter files", () => {
+  const params = (...ints: bigint[]) =>
+    pemEncode("DH PARAMETERS", encodeSequence(...ints.map(encodeInteger)));
+  const bad = (text: string, message: RegExp) =>
+    assert.throws(
+      () => parseDhParamsPem(text),
+      (e) => e instanceof DhParamsError && message.test(e.message),
+    );
+  assert.equal(parseDhParamsPem(params(p, g, 1024n)).p, p); // privateValueLength is allowed
+  bad(params(p + 1n, g), /p must be odd/);
+  bad(params(p, 1n), /2 <= g <= p-2/);
+  bad(params(p, p - 1n), /2 <= g <= p-2/);
+  bad(params(p, 0n), /malformed: INTEGER must be positive/);
+  bad(params(p), /malformed: truncated/);
+  bad(params(p, g, 1n, 1n), /malformed: trailing bytes/);
+  bad(paramsPem.replaceAll("DH PARAMETERS", "PUBLIC KEY"), /malformed: wrong PEM label/);
+  bad("", /malformed/);
+});
+
+Deno.test("modPow matches the textbook algorithm on every path", () => {
+  const random = rng(0x5eed);
+  for (let i = 0; i < 300; i++) {
+    const m = random(1 + (i % 130)) + 1n; // odd and even moduli, 1..130 bits
+    const b = random(140) - (1n << 139n); // negative bases too
+    const e = random(i % 200);
+    assert.equal(modPow(b, e, m), referencePow(b, e, m), `${b}^${e} mod ${m}`);
+    assert.equal(modPow(2n, e, m), referencePow(2n, e, m), `2^${e} mod ${m}`);
+  }
+  // Long exponents take the Montgomery path; even moduli never do.
+  for (const [m, eBits] of [[p, 1500], [p - 1n, 1100], [(1n << 1279n) - 1n, 2000]] as const) {
+    const e = random(eBits) | (1n << BigInt(eBits - 1));
+    const b = random(bitLength(m)) % m;
+    assert.equal(modPow(b, e, m), referencePow(b, e, m));
+    assert.equal(modPow(2n, e, m), referencePow(2n, e, m));
+  }
+  assert.equal(modPow(4n, 13n, 497n), 445n);
+  assert.equal(modPow(5n, 0n, 7n), 1n);
+  assert.equal(modPow(5n, 3n, 1n), 0n);
+  assert.equal(modPow(0n, 5n, 7n), 0n);
+  assert.throws(() => modPow(2n, -1n, 7n), RangeError);
+  assert.throws(() => modPow(2n, 1n, 0n), RangeError);
+});
+
+Deno.test("generateKeyPair: exact exponent size, below p-1, y = g^x", () => {
+  assert.ok(PRIVATE_KEY_BITS >= 320);
+  const seen = new Set<bigint>();
+  for (let i = 0; i < 5; i++) {
+    const { privateKey: x, publicKey: y } = generateKeyPair(group);
+    assert.equal(bitLength(x), PRIVATE_KEY_BITS);
+    assert.equal(y, referencePow(g, x, p));
+    seen.add(x);
+  }
+  assert.equal(seen.size, 5);
+  const full = generateKeyPair(group, 4096);
+  assert.equal(bitLength(full.privateKey), 4096);
+  assert.ok(full.privateKey <= p - 2n);
+  assert.equal(full.publicKey, modPow(2n, full.privateKey, p));
+  for (const bits of [0, 319, 4097, 400.5, NaN]) {
+    assert.throws(() => generateKeyPair(group, bits), RangeError, String(bits));
+  }
+});
+
+Deno.test("two of our key pairs agree on a 512-byte secret", () => {
+  const a = generateKeyPair(group), b = generateKeyPair(group);
+  const za = computeSharedSecret(group, a.privateKey, b.publicKey);
+  const zb = computeSharedSecret(group, b.privateKey, a.publicKey);
+  assert.equal(za.length, 512);
+  assert.deepEqual(za, zb);
+  assert.equal(BigInt("0x" + za.toHex()), referencePow(b.publicKey, a.privateKey, p));
+});
+
+Deno.test("the shared secret is left-padded, never stripped", () => {
+  // y = 4 and x = 2 give Z = 16: one significant byte after 511 zeros.
+  const z = computeSharedSecret(group, 2n, 4n);
+  assert.equal(z.length, 512);
+  assert.deepEqual(z.subarray(0, 511), new Uint8Array(511));
+  assert.equal(z[511], 16);
+});
+
+Deno.test("computeSharedSecret re-checks the peer's range and our exponent", () => {
+  const x = generateKeyPair(group).privateKey;
+  for (const y of [-1n, 0n, 1n, p - 1n, p, p + 2n]) {
+    assert.throws(() => computeSharedSecret(group, x, y), keyError(/out of range/));
+  }
+  assert.throws(() => computeSharedSecret(group, 0n, 5n), RangeError);
+  assert.throws(() => computeSharedSecret(group, p - 1n, 5n), RangeError);
+});
+
+Deno.test("public key PEM round-trips and decodes both SPKI forms", () => {
+  const { publicKey: y } = generateKeyPair(group);
+  const pem = encodePublicKeyPem(group, y);
+  assert.match(
+    pem,
+    /^-----BEGIN PUBLIC KEY-----\n([A-Za-z0-9+/=]{64}\n)+[A-Za-z0-9+/=]+\n-----END PUBLIC KEY-----\n$/,
+  );
+  assert.equal(decodePublicKeyPem(group, pem), y);
+  const pkcs3 = parsePublicKeyInfo(encodePublicKeyDer(group, y));
+  assert.deepEqual(pkcs3, { algorithm: OID_DH_KEY_AGREEMENT, p, g, q: undefined, y });
+
+  const yDer = encodeInteger(y);
+  const x942 = (...extra: Uint8Array[]) =>
+    spki(
+      OID_DH_PUBLIC_NUMBER,
+      [encodeInteger(p), encodeInteger(g), encodeInteger(q), ...extra],
+      yDer,
+    );
+  const validation = encodeSequence(encodeBitString(Uint8Array.of(1, 2, 3)), encodeInteger(7n));
+  for (
+    const der of [
+      x942(),
+      x942(encodeInteger(2n)),
+      x942(validation),
+      x942(encodeInteger(2n), validation),
+    ]
+  ) {
+    assert.equal(decodePublicKeyDer(group, der), y);
+    assert.equal(decodePublicKeyPem(group, pemEncode("PUBLIC KEY", der)), y);
+  }
+  assert.equal(parsePublicKeyInfo(x942()).q, q);
+  // PKCS#3 with the optional privateValueLength.
+  const withLength = spki(OID_DH_KEY_AGREEMENT, [
+    encodeInteger(p),
+    encodeInteger(g),
+    encodeInteger(384n),
+  ], yDer);
+  assert.equal(decodePublicKeyDer(group, withLength), y);
+  // The smallest and largest acceptable y.
+  assert.equal(decodePublicKeyPem(group, encodePublicKeyPem(group, 2n)), 2n);
+  assert.equal(decodePublicKeyPem(group, encodePublicKeyPem(group, p - 2n)), p - 2n);
+});
+
+Deno.test("decodePublicKeyPem refuses other parameters, bad ranges and malformed keys", () => {
+  const y = generateKeyPair(group).publicKey;
+  const ints = (...v: bigint[]) => v.map(encodeInteger);
+  const pkcs3 = (params: Uint8Array[], yDer = encodeInteger(y)) =>
+    pemEncode("PUBLIC KEY", spki(OID_DH_KEY_AGREEMENT, params, yDer));
+  const refuse = (pem: string, message: RegExp) =>
+    assert.throws(() => decodePublicKeyPem(group, pem), keyError(message));
+
+  refuse(pkcs3(ints(p + 2n, g)), /different DH parameters/);
+  refuse(pkcs3(ints(p, 5n)), /different DH parameters/);
+  refuse(
+    pemEncode("PUBLIC KEY", spki(OID_DH_PUBLIC_NUMBER, ints(p, g, q - 1n), encodeInteger(y))),
+    /different DH parameters/,
+  );
+  for (const bad of [-5n, 0n, 1n, p - 1n, p, 1n << 5000n]) {
+    refuse(pkcs3(ints(p, g), encodeInteger(bad)), /out of range \(need 2 <= y <= p-2\)/);
+  }
+  refuse(
+    pemEncode("PUBLIC KEY", spki("1.2.840.10045.2.1", ints(p, g), encodeInteger(y))),
+    /malformed: not a DH key/,
+  );
+  refuse(
+    pemEncode("PUBLIC KEY", spki(OID_DH_PUBLIC_NUMBER, ints(p, g), encodeInteger(y))),
+    /malformed: truncated/,
+  );
+  refuse(pkcs3(ints(p, g, 0n)), /malformed: INTEGER must be positive/);
+  refuse(pkcs3(ints(p, g, 1n, 1n)), /malformed: trailing bytes/);
+  refuse(
+    pkcs3(ints(p, g), encodeTlv(Tag.OBJECT_IDENTIFIER, Uint8Array.of(1))),
+    /malformed: unexpected tag/,
+  );
+  refuse(pkcs3(ints(p, g), new Uint8Array([...encodeInteger(y), 0])), /malformed: trailing bytes/);
+  const der = encodePublicKeyDer(group, y);
+  refuse(pemEncode("PUBLIC KEY", der.subarray(0, der.length - 1)), /malformed: truncated/);
+  refuse(pemEncode("PUBLIC KEY", new Uint8Array([...der, 0])), /malformed: trailing bytes/);
+  const unused = der.slice();
+  unused[der.length - encodeInteger(y).length - 1] = 1; // the BIT STRING's unused-bits octet
+  refuse(pemEncode("PUBLIC KEY", unused), /malformed: BIT STRING has unused bits/);
+  refuse(
+    encodePublicKeyPem(group, y).replaceAll("PUBLIC KEY", "DH PARAMETERS"),
+    /malformed: wrong PEM label/,
+  );
+  refuse("not a key", /malformed: missing BEGIN/);
+});
+
+Deno.test("publicKeyFingerprint is SHA-256 over the DER SubjectPublicKeyInfo", async () => {
+  const y = generateKeyPair(group).publicKey;
+  const der = encodePublicKeyDer(group, y);
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", der)).toHex();
+  const pem = encodePublicKeyPem(group, y);
+  assert.equal(await publicKeyFingerprint(pem), `SHA256:${digest}`);
+  assert.equal(await publicKeyFingerprint(pem.replaceAll("\n", "\r\n")), `SHA256:${digest}`);
+  await assert.rejects(publicKeyFingerprint("nope"), DhKeyError);
+});
+
+// ---------------------------------------------------------------------------------------------
+// Interop with pyca/cryptography (OpenSSL)
+
+const PY_PRELUDE = `
+import json, sys
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import dh
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from cryptography.hazmat.primitives.serialization import (
+    Encoding, PublicFormat, load_pem_parameters, load_pem_public_key)
+inp = json.load(sys.stdin)
+params = load_pem_parameters(inp["params"].encode())
+pn = params.parameter_numbers()
+def spki(y, q=None):
+    numbers = dh.DHPublicNumbers(y, dh.DHParameterNumbers(pn.p, pn.g, q))
+    return numbers.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode()
+`;
+
+async function pyca(script: string, input: Record<string, unknown>) {
+  return JSON.parse(
+    await runPython(PY_PRELUDE + script, JSON.stringify({ params: paramsPem, ...input })),
+  );
+}
+
+pycaTest("pyca agrees with us in both directions, in both SPKI forms", async () => {
+  const ours = generateKeyPair(group);
+  const out = await pyca(
+    `
+theirs = params.generate_private_key()
+ty = theirs.public_key().public_numbers().y
+print(json.dumps({
+    "pem": theirs.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode(),
+    "x942": spki(ty, (pn.p - 1) // 2),
+    "z": theirs.exchange(load_pem_public_key(inp["ours"].encode())).hex(),
+}))
+`,
+    { ours: encodePublicKeyPem(group, ours.publicKey) },
+  );
+  const theirY = decodePublicKeyPem(group, out.pem);
+  assert.equal(decodePublicKeyPem(group, out.x942), theirY);
+  assert.equal(parsePublicKeyInfo(pemDecodeDer(out.x942)).algorithm, OID_DH_PUBLIC_NUMBER);
+  assert.equal(computeSharedSecret(group, ours.privateKey, theirY).toHex(), out.z);
+});
+
+function pemDecodeDer(pem: string): Uint8Array {
+  return Uint8Array.fromBase64(pem.split("\n").filter((l) => l && !l.startsWith("-----")).join(""));
+}
+
+pycaTest("our SPKI PEM is byte-identical to pyca's for the same y", async () => {
+  const ys = [
+    generateKeyPair(group).publicKey,
+    generateKeyPair(group).publicKey,
+    2n,
+    255n,
+    p - 2n,
+    1n << 4095n, // top bit set: INTEGER gets a leading 0x00
+    (1n << 4088n) - 1n, // one byte shorter than p
+  ];
+  const out: string[] = await pyca(`print(json.dumps([spki(int(y, 16)) for y in inp["ys"]]))`, {
+    ys: ys.map(toHex),
+  });
+  assert.deepEqual(ys.map((y) => encodePublicKeyPem(group, y)), out);
+});
+
+pycaTest(
+  "a shared secret with a leading zero byte matches pyca, through HKDF and Fernet",
+  async () => {
+    const theirs = await pyca(
+      `
+k = params.generate_private_key()
+# PKCS#8, not DHPrivateNumbers: rebuilding from numbers runs OpenSSL's DH_check (~5 s).
+from cryptography.hazmat.primitives.serialization import NoEncryption, PrivateFormat
+pkcs8 = k.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()).decode()
+print(json.dumps({"key": pkcs8, "y": hex(k.public_key().public_numbers().y)}))
+`,
+      {},
+    );
+    const theirY = BigInt(theirs.y);
+    // Z(x + 1) = Z(x) * y: one multiplication per try instead of an exponentiation (~256 tries).
+    let x = generateKeyPair(group).privateKey;
+    let z = modPow(theirY, x, p);
+    for (let tries = 0; z >= 1n << 4088n; tries++) {
+      assert.ok(tries < 20_000, "no Z with a leading zero byte in 20000 tries");
+      x += 1n;
+      z = (z * theirY) % p;
+    }
+    assert.equal(bitLength(x), PRIVATE_KEY_BITS);
+    const ours = computeSharedSecret(group, x, theirY);
+    assert.equal(ours[0], 0);
+    const key = await deriveFernetKey(ours);
+    const fernet = await Fernet.create(key);
+    const out = await pyca(
+      `
+from cryptography.fernet import Fernet
+import base64
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+k = load_pem_private_key(inp["key"].encode(), None)
+z = k.exchange(load_pem_public_key(inp["ours"].encode()))
+key = HKDF(algorithm=hashes.SHA256(), length=32, salt=b"\\x00", info=b"\\x00").derive(z)
+f = Fernet(base64.urlsafe_b64encode(key))
+print(json.dumps({
+    "z": z.hex(), "key": key.hex(),
+    "plain": f.decrypt(inp["token"].encode()).decode(),
+    "token": f.encrypt(b"from pyca").decode(),
+}))
+`,
+      {
+        key: theirs.key,
+        ours: encodePublicKeyPem(group, modPow(g, x, p)),
+        token: await fernet.encrypt("from deno"),
+      },
+    );
+    assert.equal(out.z, ours.toHex());
+    assert.equal(out.key, key.toHex());
+    assert.equal(out.plain, "from deno");
+    assert.equal(new TextDecoder().decode(await fernet.decrypt(out.token)), "from pyca");
+  },
+);

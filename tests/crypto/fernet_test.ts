@@ -1,0 +1,155 @@
+import assert from "node:assert/strict";
+import { Fernet, InvalidToken } from "../../lib/crypto/fernet.ts";
+import { pycaTest, runPython } from "./pyca.ts";
+
+interface Vector {
+  desc?: string;
+  token: string;
+  now: string;
+  ttl_sec?: number;
+  iv?: number[];
+  src?: string;
+  secret: string;
+}
+
+const vectorsDir = new URL("../../../shared/vectors/fernet/", import.meta.url);
+const load = async (name: string): Promise<Vector[]> =>
+  JSON.parse(await Deno.readTextFile(new URL(`${name}.json`, vectorsDir)));
+const [generate, verify, invalid] = await Promise.all(
+  ["generate", "verify", "invalid"].map(load),
+);
+const seconds = (iso: string) => Date.parse(iso) / 1000;
+const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+const isInvalidToken = (e: unknown) => e instanceof InvalidToken && e.message === "invalid token";
+
+Deno.test("spec vectors: generate", async () => {
+  assert.ok(generate.length > 0);
+  for (const v of generate) {
+    const f = await Fernet.fromBase64Key(v.secret);
+    const token = await f.encrypt(v.src!, {
+      timestamp: seconds(v.now),
+      iv: Uint8Array.from(v.iv!),
+    });
+    assert.equal(token, v.token);
+  }
+});
+
+Deno.test("spec vectors: verify", async () => {
+  assert.ok(verify.length > 0);
+  for (const v of verify) {
+    const f = await Fernet.fromBase64Key(v.secret);
+    assert.equal(text(await f.decrypt(v.token, { ttl: v.ttl_sec, now: seconds(v.now) })), v.src);
+  }
+});
+
+for (const v of invalid) {
+  Deno.test(`spec vectors: invalid: ${v.desc}`, async () => {
+    const f = await Fernet.fromBase64Key(v.secret);
+    await assert.rejects(
+      f.decrypt(v.token, { ttl: v.ttl_sec, now: seconds(v.now) }),
+      isInvalidToken,
+    );
+  });
+}
+
+const key = crypto.getRandomValues(new Uint8Array(32));
+const fernet = await Fernet.create(key);
+
+Deno.test("round-trips strings and bytes; emits padded base64url", async () => {
+  for (const data of ["", "hello", "x".repeat(16), "ünïcode ✓", new Uint8Array(1000).fill(7)]) {
+    const token = await fernet.encrypt(data);
+    assert.match(token, /^[A-Za-z0-9_-]+=*$/);
+    assert.equal(token.length % 4, 0);
+    const plain = await fernet.decrypt(token);
+    assert.deepEqual(plain, typeof data === "string" ? new TextEncoder().encode(data) : data);
+    assert.deepEqual(await fernet.decrypt(new TextEncoder().encode(token)), plain);
+  }
+});
+
+Deno.test("any changed byte is an InvalidToken, and so is a missing padding", async () => {
+  const token = await fernet.encrypt("a message of some length");
+  const raw = Uint8Array.fromBase64(token, { alphabet: "base64url" });
+  for (let i = 0; i < raw.length; i++) {
+    const bad = raw.slice();
+    bad[i] ^= 1 << (i % 8);
+    await assert.rejects(fernet.decrypt(bad.toBase64({ alphabet: "base64url" })), isInvalidToken);
+  }
+  await assert.rejects(fernet.decrypt(token.replace(/=+$/, "")), isInvalidToken);
+  await assert.rejects(fernet.decrypt(raw.toBase64()), isInvalidToken); // wrong alphabet
+  await assert.rejects(fernet.decrypt(token.slice(0, -8)), isInvalidToken);
+  const other = await Fernet.create(crypto.getRandomValues(new Uint8Array(32)));
+  await assert.rejects(other.decrypt(token), isInvalidToken);
+});
+
+Deno.test("the MAC is verified before anything is decrypted", async () => {
+  const token = await fernet.encrypt("secret");
+  const raw = Uint8Array.fromBase64(token, { alphabet: "base64url" });
+  raw[raw.length - 1] ^= 1;
+  const forged = raw.toBase64({ alphabet: "base64url" });
+  const subtle = crypto.subtle;
+  const original = subtle.decrypt;
+  let decrypts = 0;
+  subtle.decrypt = function (...args: Parameters<SubtleCrypto["decrypt"]>) {
+    decrypts++;
+    return original.apply(subtle, args);
+  };
+  try {
+    await assert.rejects(fernet.decrypt(forged), isInvalidToken);
+    assert.equal(decrypts, 0);
+    await fernet.decrypt(token);
+    assert.equal(decrypts, 1);
+  } finally {
+    subtle.decrypt = original;
+  }
+});
+
+Deno.test("ttl and clock skew follow pyca: stale after ts + ttl, refused beyond now + 60", async () => {
+  const ts = 1_700_000_000;
+  const token = await fernet.encrypt("t", { timestamp: ts });
+  assert.equal(text(await fernet.decrypt(token, { ttl: 10, now: ts + 10 })), "t");
+  await assert.rejects(fernet.decrypt(token, { ttl: 10, now: ts + 11 }), isInvalidToken);
+  assert.equal(text(await fernet.decrypt(token, { now: ts + 1_000_000 })), "t"); // no ttl
+  assert.equal(text(await fernet.decrypt(token, { now: ts - 60 })), "t");
+  await assert.rejects(fernet.decrypt(token, { now: ts - 61 }), isInvalidToken);
+  const now = Math.floor(Date.now() / 1000);
+  assert.equal(text(await fernet.decrypt(await fernet.encrypt("n"), { ttl: 5 })), "n");
+  const future = await fernet.encrypt("f", { timestamp: now + 3600 });
+  await assert.rejects(fernet.decrypt(future), isInvalidToken);
+});
+
+Deno.test("keys and options are checked, with ordinary errors", async () => {
+  await assert.rejects(Fernet.create(new Uint8Array(31)), TypeError);
+  await assert.rejects(Fernet.fromBase64Key("c2hvcnQ="), TypeError);
+  await assert.rejects(Fernet.fromBase64Key("%%%"), TypeError);
+  assert.equal((await Fernet.fromBase64Key(Fernet.generateKey())) instanceof Fernet, true);
+  assert.equal(Fernet.generateKey().length, 44);
+  await assert.rejects(fernet.encrypt("x", { iv: new Uint8Array(8) }), RangeError);
+  await assert.rejects(fernet.encrypt("x", { timestamp: -1 }), RangeError);
+  await assert.rejects(fernet.decrypt("x", { ttl: 1.5 }), RangeError);
+});
+
+pycaTest("pyca decrypts our tokens and we decrypt pyca's", async () => {
+  const ours = await Promise.all(
+    ["", "hello", "ünïcode ✓", "y".repeat(100)].map((m) => fernet.encrypt(m)),
+  );
+  const out = JSON.parse(
+    await runPython(
+      `
+import base64, json, sys
+from cryptography.fernet import Fernet
+inp = json.load(sys.stdin)
+f = Fernet(inp["key"])
+print(json.dumps({
+    "plain": [f.decrypt(t.encode()).decode() for t in inp["tokens"]],
+    "tokens": [f.encrypt(m.encode()).decode() for m in ["", "from pyca", "ü" * 40]],
+}))
+`,
+      JSON.stringify({ key: key.toBase64({ alphabet: "base64url" }), tokens: ours }),
+    ),
+  );
+  assert.deepEqual(out.plain, ["", "hello", "ünïcode ✓", "y".repeat(100)]);
+  const theirs = await Promise.all(
+    out.tokens.map(async (t: string) => text(await fernet.decrypt(t, { ttl: 60 }))),
+  );
+  assert.deepEqual(theirs, ["", "from pyca", "ü".repeat(40)]);
+});

@@ -1,0 +1,292 @@
+/**
+ * Mutation fuzzing of everything that parses peer- or file-supplied bytes. The property: every
+ * input either parses or fails with that parser's own error type, never anything else (no
+ * TypeError, RangeError, SyntaxError from inside, no hang). Seeded, so a failure reproduces.
+ */
+import assert from "node:assert/strict";
+import { DerError, DerReader, Tag } from "../../lib/crypto/der.ts";
+import {
+  decodePublicKeyDer,
+  decodePublicKeyPem,
+  DhKeyError,
+  DhParamsError,
+  encodePublicKeyDer,
+  modPow,
+  parseDhParamsPem,
+} from "../../lib/crypto/dh.ts";
+import { encodeBitString, encodeInteger, encodeOid, encodeSequence } from "../../lib/crypto/der.ts";
+import { pemDecode, pemEncode } from "../../lib/crypto/pem.ts";
+import { Fernet, InvalidToken } from "../../lib/crypto/fernet.ts";
+
+const SEED = 0x2545f491;
+
+/** mulberry32: tiny, fast, good enough to pick mutations. */
+function prng(seed: number) {
+  let a = seed >>> 0;
+  return (n: number) => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return (((t ^ (t >>> 14)) >>> 0) % n);
+  };
+}
+
+const INTERESTING = [0x00, 0x01, 0x02, 0x03, 0x06, 0x1f, 0x30, 0x7f, 0x80, 0x81, 0x82, 0x84, 0xff];
+
+function mutateBytes(rand: (n: number) => number, input: Uint8Array): Uint8Array {
+  let b = Array.from(input);
+  for (let m = 1 + rand(4); m > 0; m--) {
+    const i = rand(b.length + 1);
+    switch (rand(8)) {
+      case 0:
+        if (i < b.length) b[i] ^= 1 << rand(8);
+        break;
+      case 1:
+        if (i < b.length) b[i] = rand(256);
+        break;
+      case 2:
+        if (i < b.length) b[i] = INTERESTING[rand(INTERESTING.length)];
+        break;
+      case 3:
+        b.splice(i, 0, INTERESTING[rand(INTERESTING.length)]);
+        break;
+      case 4:
+        b.splice(i, 1 + rand(4));
+        break;
+      case 5:
+        b = b.slice(0, i);
+        break;
+      case 6: {
+        const j = rand(b.length + 1);
+        b.splice(i, 0, ...b.slice(j, j + 1 + rand(16)));
+        break;
+      }
+      default:
+        // Aim at the first few bytes, where the tags and lengths of the outer elements live.
+        if (b.length) b[rand(Math.min(b.length, 24))] = rand(256);
+    }
+  }
+  // Never empty: the PEM-wrapping cases would fail in pemEncode, outside the code under test.
+  return Uint8Array.from(b.length ? b : [rand(256)]);
+}
+
+const TEXT_ALPHABET = "ABCxyz019+/=-_ \t\r\n-----BEGIN END PUBLIC KEY DH PARAMETERS\u00e9\u0000";
+
+function mutateText(rand: (n: number) => number, input: string): string {
+  let s = input;
+  for (let m = 1 + rand(3); m > 0; m--) {
+    const i = rand(s.length + 1);
+    const c = TEXT_ALPHABET[rand(TEXT_ALPHABET.length)];
+    switch (rand(4)) {
+      case 0:
+        s = s.slice(0, i) + c + s.slice(i + 1);
+        break;
+      case 1:
+        s = s.slice(0, i) + c + s.slice(i);
+        break;
+      case 2:
+        s = s.slice(0, i) + s.slice(i + 1 + rand(8));
+        break;
+      default:
+        s = s.slice(0, i);
+    }
+  }
+  return s;
+}
+
+/** Walks any DER tree with the reader, as deep as it goes, reading each type it knows. */
+function walk(r: DerReader, depth = 0): void {
+  while (r.remaining) {
+    const tag = r.peekTag();
+    if (tag === Tag.SEQUENCE && depth < 16) walk(r.readSequence(), depth + 1);
+    else if (tag === Tag.INTEGER) r.readInteger();
+    else if (tag === Tag.OBJECT_IDENTIFIER) r.readOid();
+    else if (tag === Tag.BIT_STRING) walk(new DerReader(r.readBitString()), depth + 1);
+    else r.readElement();
+  }
+  r.end();
+}
+
+const show = (input: unknown) =>
+  input instanceof Uint8Array ? input.toHex() : JSON.stringify(input);
+
+interface Tally {
+  ok: number;
+  refused: number;
+}
+
+/** Runs `n` cases; anything thrown that is not `expected` fails with the case to replay. */
+async function fuzz<T>(
+  name: string,
+  n: number,
+  seeds: T[],
+  mutate: (rand: (n: number) => number, seed: T) => T,
+  target: (input: T) => unknown,
+  expected: (e: unknown) => boolean,
+): Promise<Tally> {
+  const rand = prng(SEED ^ name.length * 0x9e3779b9);
+  const tally = { ok: 0, refused: 0 };
+  for (let i = 0; i < n; i++) {
+    const input = mutate(rand, seeds[i % seeds.length]);
+    try {
+      await target(input);
+      tally.ok++;
+    } catch (e) {
+      if (!expected(e)) {
+        assert.fail(`${name} case ${i} (seed ${SEED}) threw ${e}: ${show(input)}`);
+      }
+      tally.refused++;
+    }
+  }
+  return tally;
+}
+
+const paramsPem = await Deno.readTextFile(new URL("../../dhparam4096.pem", import.meta.url));
+const group = parseDhParamsPem(paramsPem);
+// Fixed inputs (no fresh randomness) keep every run identical, so a failure replays exactly.
+const y = modPow(group.g, (1n << 383n) + 0x5eedn, group.p);
+const pkcs3 = encodePublicKeyDer(group, y);
+const x942 = encodeSequence(
+  encodeSequence(
+    encodeOid("1.2.840.10046.2.1"),
+    encodeSequence(
+      encodeInteger(group.p),
+      encodeInteger(group.g),
+      encodeInteger((group.p - 1n) / 2n),
+      encodeInteger(2n),
+      encodeSequence(encodeBitString(Uint8Array.of(9, 9)), encodeInteger(3n)),
+    ),
+  ),
+  encodeBitString(encodeInteger(y)),
+);
+const paramsDer = pemDecode(paramsPem, "DH PARAMETERS");
+const derSeeds = [pkcs3, x942, paramsDer];
+const keyPems = [pemEncode("PUBLIC KEY", pkcs3), pemEncode("PUBLIC KEY", x942)];
+
+const isDer = (e: unknown) => e instanceof DerError;
+const isKey = (e: unknown) => e instanceof DhKeyError;
+const isParams = (e: unknown) => e instanceof DhParamsError;
+const isToken = (e: unknown) => e instanceof InvalidToken && e.message === "invalid token";
+
+const results: Record<string, Tally> = {};
+const start = performance.now();
+
+Deno.test("fuzz: the DER reader fails only with DerError", async () => {
+  results.der = await fuzz(
+    "der",
+    30_000,
+    derSeeds,
+    mutateBytes,
+    (b) => walk(new DerReader(b)),
+    isDer,
+  );
+  assert.ok(results.der.ok > 0 && results.der.refused > 0);
+});
+
+Deno.test("fuzz: decodePublicKeyPem/Der fail only with DhKeyError", async () => {
+  const der = await fuzz(
+    "key-der",
+    15_000,
+    [pkcs3, x942],
+    mutateBytes,
+    (b) => decodePublicKeyPem(group, pemEncode("PUBLIC KEY", b)),
+    isKey,
+  );
+  const direct = await fuzz(
+    "key-raw",
+    5_000,
+    [pkcs3, x942],
+    mutateBytes,
+    (b) => decodePublicKeyDer(group, b),
+    isKey,
+  );
+  const text = await fuzz(
+    "key-text",
+    10_000,
+    keyPems,
+    mutateText,
+    (s) => decodePublicKeyPem(group, s),
+    isKey,
+  );
+  results.key = {
+    ok: der.ok + direct.ok + text.ok,
+    refused: der.refused + direct.refused + text.refused,
+  };
+  // Mutations inside y (or of whitespace) still give a valid key: both outcomes are exercised.
+  assert.ok(der.ok > 0 && der.refused > 0 && text.ok > 0 && text.refused > 0);
+});
+
+Deno.test("fuzz: parseDhParamsPem fails only with DhParamsError", async () => {
+  const der = await fuzz(
+    "params-der",
+    10_000,
+    [paramsDer],
+    mutateBytes,
+    (b) => parseDhParamsPem(pemEncode("DH PARAMETERS", b)),
+    isParams,
+  );
+  const text = await fuzz(
+    "params-text",
+    5_000,
+    [paramsPem],
+    mutateText,
+    parseDhParamsPem,
+    isParams,
+  );
+  results.params = { ok: der.ok + text.ok, refused: der.refused + text.refused };
+  assert.ok(der.refused > 0 && text.refused > 0 && results.params.ok > 0);
+});
+
+Deno.test("fuzz: Fernet.decrypt fails only with InvalidToken", async () => {
+  const fernet = await Fernet.create(new Uint8Array(32).fill(7));
+  const now = 1_700_000_000;
+  const tokens = await Promise.all(
+    ["", "hi", "x".repeat(20)].map((m) =>
+      fernet.encrypt(m, { timestamp: now, iv: new Uint8Array(16).fill(3) })
+    ),
+  );
+  const raw = tokens.map((t) => Uint8Array.fromBase64(t, { alphabet: "base64url" }));
+  const bytes = await fuzz(
+    "fernet-bytes",
+    20_000,
+    raw,
+    mutateBytes,
+    async (b) => {
+      await fernet.decrypt(b.toBase64({ alphabet: "base64url" }), { now });
+      // Accepted means unchanged: the mutation was a no-op (e.g. a cut past the end).
+      assert.ok(raw.some((r) => r.toHex() === b.toHex()), `forged token accepted: ${b.toHex()}`);
+    },
+    isToken,
+  );
+  const text = await fuzz(
+    "fernet-text",
+    10_000,
+    tokens,
+    mutateText,
+    (t) => fernet.decrypt(t, { now }),
+    isToken,
+  );
+  // Raw token bytes too: the Uint8Array form must be just as robust.
+  const asBytes = await fuzz(
+    "fernet-u8",
+    2_000,
+    raw,
+    mutateBytes,
+    (b) => fernet.decrypt(b, { now }),
+    isToken,
+  );
+  results.fernet = {
+    ok: bytes.ok + text.ok + asBytes.ok,
+    refused: bytes.refused + text.refused + asBytes.refused,
+  };
+  assert.ok(bytes.refused > 0 && text.refused > 0);
+});
+
+Deno.test("fuzz: at least 100,000 cases ran, quickly", () => {
+  const total = Object.values(results).reduce((n, t) => n + t.ok + t.refused, 0);
+  const seconds = (performance.now() - start) / 1000;
+  console.log(`fuzz: ${total} cases in ${seconds.toFixed(1)} s`, JSON.stringify(results));
+  assert.ok(total >= 100_000, `only ${total} cases`);
+  assert.ok(seconds < 20, `fuzzing took ${seconds} s`);
+});
