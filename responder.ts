@@ -26,8 +26,10 @@ import { loadLabGroup } from "./lib/protocol.ts";
 import { DEFAULT_LIMITS, REQUEST_FILTERS, Responder, ResponderError } from "./lib/responder.ts";
 
 const NAME = "secure_mqtt_responder";
-const USAGE = `usage: ${NAME} [-h] [-p PORT] [--host HOST] [-v] [--tls] [--cafile FILE] ` +
-  `[--username USER] [--version]`;
+const USAGE_HEAD = `usage: ${NAME} `;
+const USAGE = `${USAGE_HEAD}[-h] [-p PORT] [--host HOST] [-v] [--tls] [--cafile FILE]\n` +
+  `${" ".repeat(USAGE_HEAD.length)}[--username USER] [--version]`;
+const IDLE_MINUTES = DEFAULT_LIMITS.sessionIdleMs / 60_000;
 const HELP = `${USAGE}
 
 Answers secure_mqtt_client requests for any number of netids: subscribes to
@@ -38,8 +40,8 @@ Runs until SIGINT or SIGTERM; reconnects (with backoff) when the broker goes awa
 options:
 ${BROKER_OPTIONS_HELP}
 
-limits: ${DEFAULT_LIMITS.maxSessions} live sessions (least recently used evicted), sessions
-forgotten after ${DEFAULT_LIMITS.sessionIdleMs / 60_000} min idle, ${DEFAULT_LIMITS.maxPendingKeyExchanges} queued key exchanges.
+limits: ${DEFAULT_LIMITS.maxSessions} live sessions (the least recently used evicted first), each
+forgotten after ${IDLE_MINUTES} min idle; at most ${DEFAULT_LIMITS.maxPendingKeyExchanges} netids waiting for a key exchange.
 
 exit status: 0 after SIGINT/SIGTERM, 1 runtime failure (reason on stderr), 2 usage error
 `;
@@ -116,10 +118,15 @@ function fail(error: unknown): number {
 }
 
 function parse(args: string[]) {
-  const { values, positionals } = parseCommandLine(args, {
-    options: BROKER_OPTIONS,
-    positionals: [],
-  });
+  let parsed;
+  try {
+    parsed = parseCommandLine(args, { options: BROKER_OPTIONS, positionals: [] });
+  } catch (error) {
+    // The shared parser's hint about messages that start with '-' is for the client only.
+    if (!(error instanceof UsageError)) throw error;
+    throw new UsageError(error.message.replace(/ \(to pass a message .*\)$/, ""));
+  }
+  const { values, positionals } = parsed;
   if (values.help) return "help" as const;
   if (values.version) return "version" as const;
   if (positionals.length > 0) {

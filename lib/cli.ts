@@ -15,7 +15,6 @@
  * @module
  */
 
-import { parseArgs, type ParseArgsConfig } from "node:util";
 import type { Logger } from "./log.ts";
 import denoJson from "../deno.json" with { type: "json" };
 
@@ -42,7 +41,7 @@ export const BROKER_OPTIONS = {
   tls: { type: "boolean" },
   cafile: { type: "string" },
   username: { type: "string" },
-} as const satisfies ParseArgsConfig["options"];
+} as const satisfies OptionsConfig;
 
 /** Help lines for {@linkcode BROKER_OPTIONS}, aligned for an argparse-style help text. */
 export const BROKER_OPTIONS_HELP = `  -h, --help            show this help message and exit
@@ -65,27 +64,33 @@ export interface BrokerSettings {
   password?: string;
 }
 
+/** One option, as `node:util` `parseArgs` describes it (the subset we use). */
+export interface OptionConfig {
+  type: "boolean" | "string";
+  short?: string;
+}
+
+/** Options by long name. */
+export type OptionsConfig = Record<string, OptionConfig>;
+
 /**
- * `parseArgs` in strict mode, with node's multi-line messages turned into one line each.
- * `--` ends options, so a message may start with `-`.
+ * `node:util` `parseArgs` in strict mode with positionals allowed, with node's multi-line
+ * messages turned into one line each. `--` ends options, so a message may start with `-`.
+ *
+ * Our own implementation of exactly those semantics (long, `--name=value`, short, `-pVALUE`,
+ * short groups, last one wins, node's errors in node's order): importing `node:util` costs
+ * about 15 ms of start-up (its extension scripts load on first use), paid on every run of a
+ * command that lives for a few hundred ms.
  */
-export function parseCommandLine<O extends NonNullable<ParseArgsConfig["options"]>>(
+export function parseCommandLine<O extends OptionsConfig>(
   args: string[],
   config: { options: O; positionals: string[] },
 ): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
   try {
-    const parsed = parseArgs({
-      args,
-      options: config.options,
-      allowPositionals: true,
-      strict: true,
-    });
-    return {
-      values: parsed.values as Record<string, string | boolean | undefined>,
-      positionals: parsed.positionals,
-    };
+    return parseStrict(args, config.options);
   } catch (error) {
-    const e = error as { code?: string; message?: string };
+    if (!(error instanceof ParseArgsError)) throw error;
+    const e = error;
     if (e.code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") {
       const option = /'([^']*)'/.exec(e.message ?? "")?.[1] ?? "";
       throw new UsageError(
@@ -98,12 +103,131 @@ export function parseCommandLine<O extends NonNullable<ParseArgsConfig["options"
         `option ${option} needs a value (write ${option}=VALUE for one that starts with '-')`,
       );
     }
-    if (typeof e.code === "string" && e.code.startsWith("ERR_PARSE_ARGS")) {
-      const first = (e.message ?? "bad arguments").split("\n")[0].replace(/\.$/, "");
-      throw new UsageError(first.charAt(0).toLowerCase() + first.slice(1));
-    }
-    throw error;
+    const first = (e.message ?? "bad arguments").split("\n")[0].replace(/\.$/, "");
+    throw new UsageError(first.charAt(0).toLowerCase() + first.slice(1));
   }
+}
+
+/** node's ERR_PARSE_ARGS_* errors: the same codes and message texts. */
+class ParseArgsError extends Error {
+  constructor(readonly code: string, message: string) {
+    super(message);
+  }
+}
+
+interface OptionToken {
+  name: string;
+  rawName: string;
+  value: string | undefined;
+  inlineValue: boolean;
+}
+
+/**
+ * node's `parseArgs({ args, options, strict: true, allowPositionals: true })`, step for step
+ * (lib/internal/util/parse_args/parse_args.js): the arguments are first split into tokens,
+ * then each option token is checked and stored in order, so the first bad one is reported.
+ */
+function parseStrict(
+  args: string[],
+  options: OptionsConfig,
+): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
+  const own = (name: string): OptionConfig | undefined =>
+    Object.hasOwn(options, name) ? options[name] : undefined;
+  const longFor = (short: string): string => {
+    for (const [name, option] of Object.entries(options)) {
+      if (option.short === short) return name;
+    }
+    return short;
+  };
+  const isString = (name: string) => own(name)?.type === "string";
+
+  const tokens: (OptionToken | { positional: string })[] = [];
+  const remaining = [...args];
+  while (remaining.length > 0) {
+    const arg = remaining.shift()!;
+    if (arg === "--") {
+      for (const rest of remaining) tokens.push({ positional: rest });
+      break;
+    }
+    const shortForm = arg.length > 1 && arg[0] === "-" && arg[1] !== "-";
+    if (shortForm && arg.length === 2) { // -p, -v
+      const name = longFor(arg[1]);
+      const value = isString(name) && remaining.length > 0 ? remaining.shift() : undefined;
+      tokens.push({ name, rawName: arg, value, inlineValue: false });
+    } else if (shortForm && !isString(longFor(arg[1]))) { // group: -vh, -vpVALUE
+      const expanded: string[] = [];
+      for (let i = 1; i < arg.length; i++) {
+        if (!isString(longFor(arg[i])) || i === arg.length - 1) {
+          expanded.push(`-${arg[i]}`);
+        } else {
+          expanded.push(`-${arg.slice(i)}`);
+          break;
+        }
+      }
+      remaining.unshift(...expanded);
+    } else if (shortForm) { // -pVALUE
+      const name = longFor(arg[1]);
+      tokens.push({ name, rawName: `-${arg[1]}`, value: arg.slice(2), inlineValue: true });
+    } else if (arg.length > 2 && arg.startsWith("--") && !arg.includes("=", 3)) { // --port
+      const name = arg.slice(2);
+      const value = isString(name) && remaining.length > 0 ? remaining.shift() : undefined;
+      tokens.push({ name, rawName: arg, value, inlineValue: false });
+    } else if (arg.length > 2 && arg.startsWith("--")) { // --port=VALUE
+      const at = arg.indexOf("=");
+      const name = arg.slice(2, at);
+      tokens.push({ name, rawName: `--${name}`, value: arg.slice(at + 1), inlineValue: true });
+    } else {
+      tokens.push({ positional: arg });
+    }
+  }
+
+  const values: Record<string, string | boolean | undefined> = Object.create(null);
+  const positionals: string[] = [];
+  for (const token of tokens) {
+    if ("positional" in token) {
+      positionals.push(token.positional);
+      continue;
+    }
+    const option = own(token.name);
+    if (option === undefined) {
+      throw new ParseArgsError(
+        "ERR_PARSE_ARGS_UNKNOWN_OPTION",
+        `Unknown option '${token.rawName}'. To specify a positional argument starting with a ` +
+          `'-', place it at the end of the command after '--', as in '-- ${
+            JSON.stringify(token.rawName)
+          }`,
+      );
+    }
+    const shortAndLong = `${option.short ? `-${option.short}, ` : ""}--${token.name}`;
+    if (option.type === "string" && typeof token.value !== "string") {
+      throw new ParseArgsError(
+        "ERR_PARSE_ARGS_INVALID_OPTION_VALUE",
+        `Option '${shortAndLong} <value>' argument missing`,
+      );
+    }
+    if (option.type === "boolean" && token.value != null) {
+      throw new ParseArgsError(
+        "ERR_PARSE_ARGS_INVALID_OPTION_VALUE",
+        `Option '${shortAndLong}' does not take an argument`,
+      );
+    }
+    if (
+      !token.inlineValue && token.value !== undefined && token.value.length > 1 &&
+      token.value[0] === "-"
+    ) {
+      const example = token.rawName.startsWith("--")
+        ? `'${token.rawName}=-XYZ'`
+        : `'--${token.name}=-XYZ' or '${token.rawName}-XYZ'`;
+      throw new ParseArgsError(
+        "ERR_PARSE_ARGS_INVALID_OPTION_VALUE",
+        `Option '${token.rawName}' argument is ambiguous.\nDid you forget to specify the ` +
+          `option argument for '${token.rawName}'?\nTo specify an option argument starting ` +
+          `with a dash use ${example}.`,
+      );
+    }
+    if (token.name !== "__proto__") values[token.name] = token.value ?? true;
+  }
+  return { values, positionals };
 }
 
 /** Parses a port: a whole number 1–65535 written in decimal. */

@@ -17,10 +17,28 @@
  * @module
  */
 
-/** What {@linkcode CoalescingQueue.offer} did with an item. */
+/**
+ * What {@linkcode CoalescingQueue.offer} did with an item.
+ *
+ * @example
+ * ```ts
+ * import { CoalescingQueue, type OfferResult } from "./kx_queue.ts";
+ * const result: OfferResult = new CoalescingQueue<string>(1).offer("alice", "pem");
+ * ```
+ */
 export type OfferResult = "queued" | "replaced" | "full";
 
-/** One waiting item; `since` is when its current (newest) value arrived. */
+/**
+ * One waiting item; `since` is when its current (newest) value arrived.
+ *
+ * @example
+ * ```ts
+ * import { CoalescingQueue } from "./kx_queue.ts";
+ * const queue = new CoalescingQueue<string>(8);
+ * queue.offer("alice", "pem");
+ * const item = queue.take(); // { key: "alice", value: "pem", since: <ms> }
+ * ```
+ */
 export interface QueuedItem<T> {
   key: string;
   value: T;

@@ -81,8 +81,8 @@ export class MqttError extends Error {
   /** Machine-readable category of the failure. */
   readonly kind: MqttErrorKind;
 
-  /** `message` is squashed to one line. */
-  constructor(message: string, kind: MqttErrorKind) {
+  /** `message` is squashed to one line. `kind` defaults to "lost". */
+  constructor(message: string, kind: MqttErrorKind = "lost") {
     super(oneLine(message));
     this.kind = kind;
   }
@@ -329,12 +329,16 @@ async function openTransport(settings: Settings, deadline: number): Promise<Deno
     } catch (error) {
       throw abort.signal.aborted ? timeoutError("TCP") : connectError(where, error);
     }
+    if (abort.signal.aborted) {
+      closeQuietly(tcp);
+      throw timeoutError("TCP");
+    }
     // Each packet is one small write and the protocol is request/response: Nagle's algorithm
     // would hold a packet back until the previous one is acknowledged (~40 ms on Linux).
     tcp.setNoDelay(true);
     if (!settings.tls) return tcp;
-    // startTls on our own TCP connection (rather than connectTls) so the deadline can abort
-    // the handshake by closing the socket, and TCP errors stay distinct from TLS errors.
+    // startTls on our own TCP connection (rather than connectTls) so TCP failures (refused,
+    // DNS) stay distinct from TLS failures, and one deadline covers both stages.
     let tls: Deno.TlsConn;
     try {
       tls = await Deno.startTls(tcp, { hostname: host, caCerts: settings.caCerts });
@@ -342,6 +346,8 @@ async function openTransport(settings: Settings, deadline: number): Promise<Deno
       closeQuietly(tcp);
       throw new MqttError(`TLS handshake with ${where} failed: ${reasonOf(error)}`, "tls");
     }
+    // Closing cancels the handshake. (Deno 2.9 then keeps the socket itself open until the
+    // peer answers or hangs up; there is no handle left to force it shut.)
     const onAbort = () => closeQuietly(tls);
     abort.signal.addEventListener("abort", onAbort, { once: true });
     try {
@@ -601,6 +607,20 @@ export class MqttClient {
     await Promise.race([disconnect, budget]);
     clearTimeout(timer);
     await this.#teardown(undefined);
+  }
+
+  /**
+   * `await using client = await MqttClient.connect(...)` closes it at the end of the scope.
+   *
+   * @example
+   * ```ts
+   * import { MqttClient } from "./mqtt.ts";
+   * await using client = await MqttClient.connect({ host: "localhost", port: 1883, clientId: "c" });
+   * await client.publish("t", "x");
+   * ```
+   */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
   }
 
   /** Allocate a packet id, register the op, send; resolves/rejects on the matching ack. */

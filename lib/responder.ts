@@ -49,12 +49,28 @@ import {
 } from "./protocol.ts";
 import { SessionCache } from "./session_cache.ts";
 
-/** The two subscriptions (QoS 1): every netid's key exchange and action requests. */
+/**
+ * The two subscriptions (QoS 1): every netid's key exchange and action requests. (The second
+ * also matches key exchanges; brokers deliver a live message once however many filters match,
+ * but hand a retained one over once per filter, and retained requests are dropped anyway.)
+ *
+ * @example
+ * ```ts
+ * import { REQUEST_FILTERS } from "./responder.ts";
+ * REQUEST_FILTERS; // ["+/key-exchange/request", "+/+/request"]
+ * ```
+ */
 export const REQUEST_FILTERS: readonly string[] = [`+/${KEY_EXCHANGE}/request`, "+/+/request"];
 
 /**
  * Resource limits and timings. Every field has a default in {@linkcode DEFAULT_LIMITS}; the
  * numbers and the reasons for them are documented there.
+ *
+ * @example
+ * ```ts
+ * import type { ResponderLimits } from "./responder.ts";
+ * const small: Partial<ResponderLimits> = { maxSessions: 100, sessionIdleMs: 60_000 };
+ * ```
  */
 export interface ResponderLimits {
   /** Most live sessions (one per netid); the least recently used is evicted beyond it. */
@@ -67,6 +83,8 @@ export interface ResponderLimits {
   maxKeyExchangeWaitMs: number;
   /** Most action requests being decrypted/answered at once; beyond it they are dropped. */
   maxActionsInFlight: number;
+  /** Most request payload bytes being answered at once; beyond it requests are dropped. */
+  maxActionBytesInFlight: number;
   /** First reconnect delay; doubles per failed attempt up to `reconnectMaxMs`. */
   reconnectMinMs: number;
   /** Cap of the reconnect delay. */
@@ -89,8 +107,9 @@ export interface ResponderLimits {
  *   client deadline; a PEM is ~1.1 KiB, so ~1 MiB of memory.
  * - `maxKeyExchangeWaitMs` 30 s: three times the default client deadline; an answer later than
  *   that reaches nobody, so a backlog is skipped instead of worked through.
- * - `maxActionsInFlight` 256: an action costs microseconds to milliseconds, so this is only
- *   reached if publishing stalls; it bounds memory to 256 requests of at most 2 MiB.
+ * - `maxActionsInFlight` 256 and `maxActionBytesInFlight` 32 MiB: an action costs micro- to
+ *   milliseconds, so these are only reached when requests arrive faster than Web Crypto
+ *   answers them; they bound the memory held by requests being answered (16 maximal ones).
  * - reconnect 0.5 s doubling to 30 s, with jitter: quick recovery from a broker restart, and
  *   many responders do not hammer a broker that comes back in lockstep.
  * - keepalive 30 s, the MQTT client's default.
@@ -108,6 +127,7 @@ export const DEFAULT_LIMITS: Readonly<ResponderLimits> = Object.freeze({
   maxPendingKeyExchanges: 1024,
   maxKeyExchangeWaitMs: 30_000,
   maxActionsInFlight: 256,
+  maxActionBytesInFlight: 32 * 1024 * 1024,
   reconnectMinMs: 500,
   reconnectMaxMs: 30_000,
   keepAliveSeconds: 30,
@@ -120,7 +140,22 @@ type Timer = ReturnType<typeof setTimeout>;
 /** Largest MQTT packet we take in: a maximal payload plus a maximal topic and header. */
 const MAX_PACKET_BYTES = MAX_PAYLOAD_BYTES + 64 * 1024 + 16;
 
-/** What a {@linkcode Responder} needs. `group` is the lab's DH group (`loadLabGroup()`). */
+/**
+ * What a {@linkcode Responder} needs. `group` is the lab's DH group (`loadLabGroup()`).
+ *
+ * @example
+ * ```ts
+ * import type { ResponderOptions } from "./responder.ts";
+ * import { loadLabGroup } from "./protocol.ts";
+ * const options: ResponderOptions = {
+ *   host: "broker.example",
+ *   port: 8883,
+ *   tls: true,
+ *   group: loadLabGroup(),
+ *   limits: { maxSessions: 1000 },
+ * };
+ * ```
+ */
 export interface ResponderOptions {
   host: string;
   port: number;
@@ -216,6 +251,7 @@ export class Responder implements AsyncDisposable {
   #kxBusy: Promise<void> | undefined;
   #kxQueueFull = 0;
   #actions = new Set<Promise<void>>();
+  #actionBytes = 0;
   #actionsOverLimit = 0;
   #sweepTimer: Timer | undefined;
   #stats = { keyExchanges: 0, answered: 0, dropped: 0, connections: 0 };
@@ -234,7 +270,11 @@ export class Responder implements AsyncDisposable {
       throw new ResponderError("invalid limits: reconnectMaxMs < reconnectMinMs");
     }
     this.#log = options.logger ?? silentLogger;
-    const limited = rateLimited(this.#log, this.#limits.warningBurst, this.#limits.warningsPerSecond);
+    const limited = rateLimited(
+      this.#log,
+      this.#limits.warningBurst,
+      this.#limits.warningsPerSecond,
+    );
     this.#warn = limited.warn;
     this.#flushWarnings = limited.flush;
     this.#where = options.host.includes(":")
@@ -258,14 +298,15 @@ export class Responder implements AsyncDisposable {
    * ```ts
    * import { Responder } from "./responder.ts";
    * import { loadLabGroup } from "./protocol.ts";
-   * const responder = await Responder.start({ host: "localhost", port: 1884, group: loadLabGroup() });
+   * const group = loadLabGroup();
+   * const responder = await Responder.start({ host: "localhost", port: 1884, group });
    * await responder.stop();
    * ```
    */
   static async start(options: ResponderOptions): Promise<Responder> {
     const responder = new Responder(options);
     const running = responder.run();
-    running.catch(() => {}); // a failure before ready rejects below; a later one via `stopped`
+    running.catch(() => {}); // before ready it rejects below; later, via run() for who awaits it
     try {
       await Promise.race([responder.ready, running.then(() => responder.ready)]);
     } catch (error) {
@@ -287,7 +328,17 @@ export class Responder implements AsyncDisposable {
   /**
    * Serves until {@linkcode stop} (then resolves) or a fatal failure (then rejects with
    * {@linkcode ResponderError}). Connection losses are retried with capped, jittered backoff.
-   * Calling it again returns the same promise.
+   * Calling it again returns the same promise (so after {@linkcode start}, `run()` is how to
+   * learn of a later fatal failure).
+   *
+   * @example
+   * ```ts
+   * import { Responder } from "./responder.ts";
+   * import { loadLabGroup } from "./protocol.ts";
+   * const responder = new Responder({ host: "localhost", port: 1884, group: loadLabGroup() });
+   * Deno.addSignalListener("SIGTERM", () => responder.stop());
+   * await responder.run();
+   * ```
    */
   run(): Promise<void> {
     this.#running ??= this.#serve();
@@ -460,11 +511,14 @@ export class Responder implements AsyncDisposable {
     let pem: string;
     try {
       pem = new TextDecoder("utf-8", { fatal: true }).decode(message.payload);
+    } catch {
+      return this.#drop(`key exchange for ${who} dropped: not UTF-8 text`);
+    }
+    try {
       // Checked now (cheap: no exponentiation) so the queue holds only keys worth the work.
       decodePublicKeyPem(this.#options.group, pem);
     } catch (error) {
-      const reason = error instanceof TypeError ? "not UTF-8 text" : oneLine(error);
-      return this.#drop(`key exchange for ${who} dropped: ${reason}`);
+      return this.#drop(`key exchange for ${who} dropped: ${oneLine(error)}`);
     }
     const result = this.#kxQueue.offer(netid, pem);
     if (result === "full") {
@@ -555,20 +609,29 @@ export class Responder implements AsyncDisposable {
       const note = this.#kxQueue.has(netid) ? " (its key exchange is still queued)" : "";
       return this.#drop(`${action} request for ${who} dropped: no session${note}`);
     }
-    if (this.#actions.size >= this.#limits.maxActionsInFlight) {
+    if (
+      this.#actions.size >= this.#limits.maxActionsInFlight ||
+      this.#actionBytes + size > this.#limits.maxActionBytesInFlight
+    ) {
       if (this.#actionsOverLimit++ === 0) {
-        this.#warn(`${this.#actions.size} requests in flight: dropping new ones`);
+        this.#warn(
+          `${this.#actions.size} requests (${this.#actionBytes} bytes) being answered: ` +
+            "dropping new ones until they are done",
+        );
       }
       this.#stats.dropped++;
       return;
     }
     this.#actionsOverLimit = 0;
+    this.#actionBytes += size;
     const work = this.#answer(netid, who, action, session, message.payload).catch((error) => {
       // A bug of ours, not the peer's: still one line, and the other sessions go on.
       this.#drop(`${action} request for ${who} failed: ${oneLine(error)}`);
+    }).finally(() => {
+      this.#actionBytes -= size;
+      this.#actions.delete(work);
     });
     this.#actions.add(work);
-    work.finally(() => this.#actions.delete(work));
   }
 
   async #answer(
@@ -636,7 +699,10 @@ export function backoffDelay(
   limits: Pick<ResponderLimits, "reconnectMinMs" | "reconnectMaxMs">,
   random: () => number = Math.random,
 ): number {
-  const ceiling = Math.min(limits.reconnectMaxMs, limits.reconnectMinMs * 2 ** Math.min(attempt, 30));
+  const ceiling = Math.min(
+    limits.reconnectMaxMs,
+    limits.reconnectMinMs * 2 ** Math.min(attempt, 30),
+  );
   return ceiling / 2 + random() * (ceiling / 2);
 }
 

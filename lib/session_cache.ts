@@ -16,7 +16,15 @@
  * @module
  */
 
-/** Limits of a {@linkcode SessionCache}; `now` is injectable so tests need not wait. */
+/**
+ * Limits of a {@linkcode SessionCache}; `now` is injectable so tests need not wait.
+ *
+ * @example
+ * ```ts
+ * import type { SessionCacheOptions } from "./session_cache.ts";
+ * const options: SessionCacheOptions = { maxEntries: 10_000, idleMs: 10 * 60_000 };
+ * ```
+ */
 export interface SessionCacheOptions {
   /** Most entries kept at once (>= 1). */
   maxEntries: number;

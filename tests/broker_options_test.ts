@@ -10,9 +10,8 @@
  */
 
 import assert from "node:assert/strict";
-import { runTask } from "./support/cli.ts";
 import { freePort, mosquittoSkipReason, startMosquitto } from "./support/mosquitto.ts";
-import { type Peer, ROOT, spawnPeer, taskCommand } from "./support/processes.ts";
+import { type Peer, ROOT, runTask, spawnPeer, taskCommand } from "./support/processes.ts";
 import { makeTlsFixture, opensslSkipReason, type TlsFixture } from "./support/tls.ts";
 
 const MAX_MESSAGE_BYTES = 1024 * 1024; // lib/protocol.ts MAX_MESSAGE_BYTES, restated on purpose

@@ -5,7 +5,7 @@
  */
 
 import assert from "node:assert/strict";
-import { runTask } from "./support/cli.ts";
+import { runTask } from "./support/processes.ts";
 import { type Broker, mosquittoSkipReason, startMosquitto } from "./support/mosquitto.ts";
 import { pythonPeersSkipReason, startPythonResponder } from "./support/python.ts";
 
@@ -42,7 +42,10 @@ Deno.test({
       ["shuffle", (out) => assert.equal(sorted(out), sorted(message))],
       ["random", (out) => {
         // Python's peer drops or repeats each character in place: a subsequence pattern.
-        const pattern = Array.from(message, (c) => `(?:${c.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}){0,2}`);
+        const pattern = Array.from(
+          message,
+          (c) => `(?:${c.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}){0,2}`,
+        );
         assert.match(out, new RegExp(`^${pattern.join("")}$`, "u"));
       }],
     ];
@@ -87,7 +90,7 @@ Deno.test({
     await using responder = await startPythonResponder(broker, "zero-lead");
     for (const netid of ["zero1", "zero2"]) {
       const r = await client(broker, [netid, "uppercase", "zero led"]);
-      assert.equal(r.code, 0, r.stderr + responder.output());
+      assert.equal(r.code, 0, r.stderr + responder.stdoutText());
       assert.equal(r.stdout, "ZERO LED\n");
     }
   },
@@ -102,7 +105,16 @@ Deno.test({
     const r = await client(broker, ["-v", "verbose", "lowercase", "ABC"]);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout, "abc\n");
-    for (const expected of [/connected to/, /SUBACK/, /key exchange request sent/, /answered/, /request sent/, /verified/]) {
+    for (
+      const expected of [
+        /connected to/,
+        /SUBACK/,
+        /key exchange request sent/,
+        /answered/,
+        /request sent/,
+        /verified/,
+      ]
+    ) {
       assert.match(r.stderr, expected);
     }
     const fingerprints = r.stderr.match(/SHA256:[0-9a-f]{64}/g) ?? [];
@@ -145,7 +157,10 @@ Deno.test({
     const r = await client(broker, ["--timeout", "3", "tamper", "uppercase", "secret"]);
     assert.equal(r.code, 1);
     assert.equal(r.stdout, "");
-    assertOneErrorLine(r.stderr, /no answer on tamper\/uppercase\/response.*1 response on it failed authentication/);
+    assertOneErrorLine(
+      r.stderr,
+      /no answer on tamper\/uppercase\/response.*1 response on it failed authentication/,
+    );
   },
 });
 
@@ -171,7 +186,10 @@ Deno.test({
       const r = await client(broker, ["--timeout", "1.5", "quiet", "uppercase", "x"]);
       assert.equal(r.code, 1);
       assert.equal(r.stdout, "");
-      assertOneErrorLine(r.stderr, /no key exchange response on quiet\/key-exchange\/response within 1\.5 s/);
+      assertOneErrorLine(
+        r.stderr,
+        /no key exchange response on quiet\/key-exchange\/response within 1\.5 s/,
+      );
     }
     {
       await using _mute = await startPythonResponder(broker, "silent-action");
@@ -196,7 +214,10 @@ Deno.test({
     }
     {
       // The retained junk is still there; an honest responder now answers live.
-      await using _peer = await startPythonResponder(broker, "stale-retained", ["--netid", "stale"]);
+      await using _peer = await startPythonResponder(broker, "stale-retained", [
+        "--netid",
+        "stale",
+      ]);
       const r = await client(broker, ["stale", "uppercase", "fresh"]);
       assert.equal(r.code, 0, r.stderr);
       assert.equal(r.stdout, "FRESH\n");
@@ -211,7 +232,7 @@ Deno.test({
     await using broker = await startMosquitto();
     await using responder = await startPythonResponder(broker, "silent-action");
     const run = client(broker, ["--timeout", "20", "lost", "uppercase", "x"]);
-    await responder.waitForLine(/^key exchange for lost$/);
+    await responder.waitForLine(/^key exchange for lost$/, { stream: "stdout" });
     await broker.stop();
     const r = await run;
     assert.equal(r.code, 1);

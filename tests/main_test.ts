@@ -5,8 +5,8 @@
  */
 
 import assert from "node:assert/strict";
+import { runTask } from "./support/processes.ts";
 import denoJson from "../deno.json" with { type: "json" };
-import { runTask } from "./support/cli.ts";
 import { freePort } from "./support/mosquitto.ts";
 
 const USAGE_LINE =

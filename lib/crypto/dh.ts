@@ -185,10 +185,95 @@ let lastMontgomery: MontgomeryArith | undefined;
  */
 const MONTGOMERY_MIN_EXPONENT_BITS = 1024;
 
-function arithmetic(m: bigint, exponentBits: number): ModArith {
-  if (!(m & 1n) || exponentBits < MONTGOMERY_MIN_EXPONENT_BITS) return new PlainArith(m);
+/**
+ * What makes a process "warm" for a modulus: this many modPow calls with it in a row. The CLI
+ * makes two (keygen, shared secret) and keeps the cold-process choices; a responder or a
+ * benchmark makes thousands, and past this point gets the paths that pay off only warm:
+ * Montgomery for short exponents too (about 18% off y^x at 384 bits) and the fixed-base comb.
+ */
+const WARM_CALLS = 4;
+
+let hotModulus: bigint | undefined;
+let hotCalls = 0;
+
+/** Counts consecutive calls with `m`; true once the process is warm for it. */
+function warmFor(m: bigint): boolean {
+  if (hotModulus !== m) hotModulus = m, hotCalls = 0;
+  return ++hotCalls > WARM_CALLS;
+}
+
+function arithmetic(m: bigint, exponentBits: number, warm: boolean): ModArith {
+  if (!(m & 1n) || (exponentBits < MONTGOMERY_MIN_EXPONENT_BITS && !warm)) {
+    return new PlainArith(m);
+  }
   if (lastMontgomery?.m !== m) lastMontgomery = new MontgomeryArith(m);
   return lastMontgomery;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fixed-base comb (HAC 14.117, Lim-Lee): the generator never changes, so a warm process can
+// precompute b^(2^(j*cols)) for the ROWS rows and every product of a subset of them; then
+// b^e costs `cols` squarings and at most `cols` multiplications, cols = ceil(bits / ROWS):
+// 48 + 48 at 384 bits instead of the 384 squarings of the base-2 path (about 3x faster), 512 +
+// 512 at 4096 bits. Building costs about (ROWS - 1) * cols squarings + 2^ROWS products, once
+// per (base, modulus, exponent size): ~5 ms at 384 bits, ~40 ms at 4096; 2^ROWS numbers of
+// p's size are kept (128 KiB at 4096 bits).
+
+const COMB_ROWS = 8;
+
+interface Comb {
+  readonly f: ModArith;
+  readonly base: bigint;
+  readonly bits: number;
+  readonly cols: number;
+  readonly table: bigint[];
+}
+
+/** Small bases only (the generator): a peer's key is never worth a table. */
+const COMB_MAX_BASE = 1n << 32n;
+const combs: Comb[] = [];
+const COMBS_KEPT = 2; // the shipped and the full-size exponent, say
+
+function buildComb(f: ModArith, base: bigint, bits: number): Comb {
+  const cols = Math.ceil(bits / COMB_ROWS);
+  const rows = [f.into(base)];
+  for (let j = 1; j < COMB_ROWS; j++) {
+    let r = rows[j - 1];
+    for (let s = 0; s < cols; s++) r = f.mul(r, r);
+    rows.push(r);
+  }
+  const table: bigint[] = [f.into(1n)];
+  for (let j = 0; j < COMB_ROWS; j++) {
+    const half = 1 << j;
+    for (let s = 0; s < half; s++) table.push(s === 0 ? rows[j] : f.mul(table[s], rows[j]));
+  }
+  return { f, base, bits, cols, table };
+}
+
+function combPow(comb: Comb, bits: string): bigint {
+  const { f, cols, table } = comb;
+  const padded = bits.padStart(cols * COMB_ROWS, "0");
+  const last = padded.length - 1;
+  let r: bigint | undefined; // undefined stands for 1
+  for (let c = cols - 1; c >= 0; c--) {
+    if (r !== undefined) r = f.mul(r, r);
+    let index = 0;
+    for (let j = COMB_ROWS - 1; j >= 0; j--) {
+      index = (index << 1) | (padded.charCodeAt(last - (j * cols + c)) - 48);
+    }
+    if (index) r = r === undefined ? table[index] : f.mul(r, table[index]);
+  }
+  return r === undefined ? 1n : f.out(r);
+}
+
+/** The comb for (base, m, bits), built on first use; only ever called in a warm process. */
+function combFor(f: ModArith, base: bigint, bits: number): Comb {
+  const found = combs.find((c) => c.f === f && c.base === base && c.bits === bits);
+  if (found) return found;
+  const comb = buildComb(f, base, bits);
+  combs.unshift(comb);
+  combs.length = Math.min(combs.length, COMBS_KEPT);
+  return comb;
 }
 
 /** OpenSSL's BN_window_bits_for_exponent_size: the window that minimises multiplications. */
@@ -245,7 +330,9 @@ function powerOfTwo(f: ModArith, bits: string): bigint {
 /**
  * `base^exponent mod modulus` for any base, exponent >= 0 and modulus >= 1: sliding windows,
  * Montgomery multiplication for long exponents over odd moduli, and a faster path for base 2
- * (the DH generator). Not constant time.
+ * (the DH generator). A process that keeps using one modulus (a responder) also gets
+ * Montgomery for short exponents and a precomputed comb for small fixed bases. Not constant
+ * time.
  *
  * @example
  * ```ts
@@ -262,7 +349,11 @@ export function modPow(base: bigint, exponent: bigint, modulus: bigint): bigint 
   if (base < 0n) base += modulus;
   if (base < 2n) return base;
   const bits = exponent.toString(2);
-  const f = arithmetic(modulus, bits.length);
+  const warm = warmFor(modulus);
+  const f = arithmetic(modulus, bits.length, warm);
+  if (warm && base < COMB_MAX_BASE && f instanceof MontgomeryArith) {
+    return combPow(combFor(f, base, bits.length), bits);
+  }
   return base === 2n ? powerOfTwo(f, bits) : slidingWindow(f, base, bits);
 }
 

@@ -103,18 +103,17 @@ Deno.test("the MAC is verified before anything is decrypted", async () => {
   }
 });
 
-Deno.test("ttl and clock skew follow pyca: stale after ts + ttl, refused beyond now + 60", async () => {
+Deno.test("ttl and clock skew follow pyca: with a ttl, stale after ts + ttl and refused beyond now + 60", async () => {
   const ts = 1_700_000_000;
   const token = await fernet.encrypt("t", { timestamp: ts });
   assert.equal(text(await fernet.decrypt(token, { ttl: 10, now: ts + 10 })), "t");
   await assert.rejects(fernet.decrypt(token, { ttl: 10, now: ts + 11 }), isInvalidToken);
-  assert.equal(text(await fernet.decrypt(token, { now: ts + 1_000_000 })), "t"); // no ttl
-  assert.equal(text(await fernet.decrypt(token, { now: ts - 60 })), "t");
-  await assert.rejects(fernet.decrypt(token, { now: ts - 61 }), isInvalidToken);
-  const now = Math.floor(Date.now() / 1000);
+  assert.equal(text(await fernet.decrypt(token, { ttl: 10, now: ts - 60 })), "t");
+  await assert.rejects(fernet.decrypt(token, { ttl: 10, now: ts - 61 }), isInvalidToken);
+  // Without a ttl pyca checks no time at all: a peer whose clock is off either way still works.
+  assert.equal(text(await fernet.decrypt(token, { now: ts + 1_000_000 })), "t");
+  assert.equal(text(await fernet.decrypt(token, { now: ts - 3600 })), "t");
   assert.equal(text(await fernet.decrypt(await fernet.encrypt("n"), { ttl: 5 })), "n");
-  const future = await fernet.encrypt("f", { timestamp: now + 3600 });
-  await assert.rejects(fernet.decrypt(future), isInvalidToken);
 });
 
 Deno.test("keys and options are checked, with ordinary errors", async () => {

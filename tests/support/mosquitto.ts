@@ -8,7 +8,7 @@
  *
  * @example
  * ```ts
- * import { mosquittoSkipReason, startMosquitto } from "./support/mosquitto.ts";
+ * import { mosquittoSkipReason, startMosquitto } from "./mosquitto.ts";
  *
  * Deno.test({
  *   name: "talks to a broker",
@@ -65,7 +65,7 @@ function readCiFlag(): boolean {
  *
  * @example
  * ```ts
- * import { MOSQUITTO_PATH } from "./support/mosquitto.ts";
+ * import { MOSQUITTO_PATH } from "./mosquitto.ts";
  * console.log(MOSQUITTO_PATH ?? "no broker");
  * ```
  */
@@ -76,7 +76,7 @@ export const MOSQUITTO_PATH: string | undefined = findMosquitto();
  *
  * @example
  * ```ts
- * import { IN_CI } from "./support/mosquitto.ts";
+ * import { IN_CI } from "./mosquitto.ts";
  * if (IN_CI) console.log("strict mode");
  * ```
  */
@@ -92,7 +92,7 @@ let skipReasonPrinted = false;
  *
  * @example
  * ```ts
- * import { mosquittoSkipReason } from "./support/mosquitto.ts";
+ * import { mosquittoSkipReason } from "./mosquitto.ts";
  * Deno.test({ name: "x", ignore: mosquittoSkipReason() !== undefined, fn() {} });
  * ```
  */
@@ -113,7 +113,7 @@ export function mosquittoSkipReason(): string | undefined {
  *
  * @example
  * ```ts
- * import { startMosquitto } from "./support/mosquitto.ts";
+ * import { startMosquitto } from "./mosquitto.ts";
  * const broker = await startMosquitto();
  * await broker.restart(); // same port; connected clients are dropped
  * await broker.stop();
@@ -137,7 +137,7 @@ export interface Broker extends AsyncDisposable {
  *
  * @example
  * ```ts
- * import type { StartMosquittoOptions } from "./support/mosquitto.ts";
+ * import type { StartMosquittoOptions } from "./mosquitto.ts";
  * const tls: StartMosquittoOptions = {
  *   listenerConfig: "certfile /tmp/x/server.pem\nkeyfile /tmp/x/server.key",
  * };
@@ -165,7 +165,7 @@ export interface StartMosquittoOptions {
  *
  * @example
  * ```ts
- * import { freePort } from "./support/mosquitto.ts";
+ * import { freePort } from "./mosquitto.ts";
  * const closedPort = freePort(); // nothing listens there
  * ```
  */
@@ -283,7 +283,7 @@ class MosquittoProcess {
  *
  * @example
  * ```ts
- * import { startMosquitto } from "./support/mosquitto.ts";
+ * import { startMosquitto } from "./mosquitto.ts";
  * await using broker = await startMosquitto({
  *   config: "allow_anonymous false\npassword_file /tmp/x/passwd",
  * });

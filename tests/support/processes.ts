@@ -5,7 +5,7 @@
  *
  * @example
  * ```ts
- * import { spawnTask } from "./support/processes.ts";
+ * import { spawnTask } from "./processes.ts";
  *
  * await using responder = spawnTask("responder", ["-p", "1884"]);
  * await responder.waitForLine(/subscribed to/, { stream: "stderr" });
@@ -17,29 +17,60 @@
 
 import denoJson from "../../deno.json" with { type: "json" };
 
-/** Absolute path of the project root (where deno.json is), without a trailing slash. */
+/**
+ * Absolute path of the project root (where deno.json is), without a trailing slash.
+ *
+ * @example
+ * ```ts
+ * import { ROOT } from "./processes.ts";
+ * const pem = `${ROOT}/dhparam4096.pem`;
+ * ```
+ */
 export const ROOT: string = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
-
-/** The Python that has pyca/cryptography and paho-mqtt (the one on PATH may not). */
-export const PYTHON = "/usr/bin/python3";
 
 const DEFAULT_WAIT_MS = 15_000;
 const OUTPUT_QUOTED_CHARS = 3000;
 
-/** Which output {@linkcode Peer.waitForLine} reads. */
+/**
+ * Which output {@linkcode Peer.waitForLine} reads.
+ *
+ * @example
+ * ```ts
+ * import type { StreamName } from "./processes.ts";
+ * const stream: StreamName = "stdout";
+ * ```
+ */
 export type StreamName = "stdout" | "stderr";
 
-/** Options for {@linkcode spawnPeer}. */
+/**
+ * Options for {@linkcode spawnPeer}.
+ *
+ * @example
+ * ```ts
+ * import { spawnPeer } from "./processes.ts";
+ * await using cat = spawnPeer("cat", [], { stdin: "hello\n", env: { LC_ALL: "C" } });
+ * ```
+ */
 export interface SpawnOptions {
   /** Working directory; default {@linkcode ROOT}. */
   cwd?: string;
-  /** Extra environment variables (added to the inherited environment). */
+  /** Extra environment variables (added to the inherited one, plus NO_COLOR=1). */
   env?: Record<string, string>;
-  /** Text written to stdin, which is then closed; default: stdin is /dev/null. */
-  stdin?: string;
+  /** Text or bytes written to stdin, which is then closed; default: stdin is /dev/null. */
+  stdin?: string | Uint8Array;
 }
 
-/** Options for {@linkcode Peer.waitForLine}. */
+/**
+ * Options for {@linkcode Peer.waitForLine}.
+ *
+ * @example
+ * ```ts
+ * import { spawnTask } from "./processes.ts";
+ * await using responder = spawnTask("responder", ["-p", "1884"]);
+ * const mark = responder.lineCount("stderr");
+ * await responder.waitForLine(/subscribed to/, { stream: "stderr", from: mark, timeoutMs: 5000 });
+ * ```
+ */
 export interface WaitOptions {
   /** Stream to read; default "stderr", where our entry points log. */
   stream?: StreamName;
@@ -55,7 +86,7 @@ export interface WaitOptions {
  *
  * @example
  * ```ts
- * import { spawnPeer } from "./support/processes.ts";
+ * import { spawnPeer } from "./processes.ts";
  * await using echo = spawnPeer("echo", ["hi"]);
  * await echo.waitForLine(/^hi$/, { stream: "stdout" });
  * ```
@@ -112,8 +143,8 @@ interface Waiter {
  *
  * @example
  * ```ts
- * import { PYTHON, spawnPeer } from "./support/processes.ts";
- * await using py = spawnPeer(PYTHON, ["tests/peers/responder.py", "--port", "1884"]);
+ * import { spawnPeer } from "./processes.ts";
+ * await using py = spawnPeer("/usr/bin/python3", ["-u", "tests/peers/responder.py", "--port", "1"]);
  * await py.waitForLine(/^ready$/, { stream: "stdout" });
  * ```
  */
@@ -121,7 +152,8 @@ export function spawnPeer(cmd: string, args: string[], options: SpawnOptions = {
   const child = new Deno.Command(cmd, {
     args,
     cwd: options.cwd ?? ROOT,
-    env: options.env,
+    // NO_COLOR: log lines to match without ANSI colour codes in them.
+    env: { NO_COLOR: "1", ...options.env },
     stdin: options.stdin === undefined ? "null" : "piped",
     stdout: "piped",
     stderr: "piped",
@@ -129,7 +161,10 @@ export function spawnPeer(cmd: string, args: string[], options: SpawnOptions = {
   if (options.stdin !== undefined) {
     const writer = child.stdin.getWriter();
     // A process that exits without reading stdin breaks the pipe: not our failure to report.
-    writer.write(new TextEncoder().encode(options.stdin)).then(() => writer.close()).catch(() => {});
+    const bytes = typeof options.stdin === "string"
+      ? new TextEncoder().encode(options.stdin)
+      : options.stdin;
+    writer.write(bytes).then(() => writer.close()).catch(() => {});
   }
 
   const logs: Record<StreamName, OutputLog> = { stdout: new OutputLog(), stderr: new OutputLog() };
@@ -210,7 +245,9 @@ export function spawnPeer(cmd: string, args: string[], options: SpawnOptions = {
         const timer = setTimeout(() => {
           waiters.delete(waiter);
           reject(
-            new Error(`no line matching ${pattern} on ${stream} within ${timeoutMs} ms\n${describe()}`),
+            new Error(
+              `no line matching ${pattern} on ${stream} within ${timeoutMs} ms\n${describe()}`,
+            ),
           );
         }, timeoutMs);
         if (!waiter.check()) waiters.add(waiter);
@@ -234,7 +271,7 @@ function tail(text: string): string {
  *
  * @example
  * ```ts
- * import { spawnTask } from "./support/processes.ts";
+ * import { spawnTask } from "./processes.ts";
  * await using client = spawnTask("client", ["-p", "1884", "alice", "reverse", "abc"]);
  * console.log((await client.status).code);
  * ```
@@ -250,7 +287,7 @@ export function spawnTask(task: string, args: string[], options: SpawnOptions = 
  *
  * @example
  * ```ts
- * import { taskCommand } from "./support/processes.ts";
+ * import { taskCommand } from "./processes.ts";
  * taskCommand("responder"); // ["deno", "run", "--allow-net", ..., "responder.ts"]
  * ```
  */
@@ -262,47 +299,47 @@ export function taskCommand(task: string): string[] {
   return command.trim().split(/\s+/);
 }
 
-let pythonChecked: string | undefined | null = null;
-
 /**
- * Why tests that need the Python reference peers must be skipped (no /usr/bin/python3 with
- * pyca/cryptography and paho-mqtt), or `undefined` when they can run. Under `CI=true` it is
- * always `undefined`: there a missing peer must fail the tests, not skip them. Prints the
- * reason once.
+ * What a finished run of {@linkcode runTask} left behind.
  *
  * @example
  * ```ts
- * import { pythonSkipReason } from "./support/processes.ts";
- * Deno.test({ name: "interop", ignore: pythonSkipReason() !== undefined, fn() {} });
+ * import { runTask, type RunResult } from "./processes.ts";
+ * const r: RunResult = await runTask("client", ["--version"]);
  * ```
  */
-export function pythonSkipReason(): string | undefined {
-  if (pythonChecked !== null) return pythonChecked;
-  let ci = false;
-  try {
-    ci = Deno.env.get("CI") === "true";
-  } catch {
-    ci = false;
-  }
-  let reason: string | undefined;
-  try {
-    const out = new Deno.Command(PYTHON, {
-      args: ["-c", "import cryptography, paho.mqtt.client"],
-      stdin: "null",
-      stdout: "null",
-      stderr: "piped",
-    }).outputSync();
-    if (!out.success) {
-      const detail = new TextDecoder().decode(out.stderr).trim().split("\n").pop();
-      reason = `${PYTHON} lacks pyca/cryptography or paho-mqtt (${detail}); ` +
-        "apt-get install python3-cryptography python3-paho-mqtt";
-    }
-  } catch {
-    reason = `${PYTHON} not found (apt-get install python3-cryptography python3-paho-mqtt)`;
-  }
-  pythonChecked = ci ? undefined : reason;
-  if (pythonChecked !== undefined) {
-    console.error(`note: ${pythonChecked}; skipping the tests that need the Python peers`);
-  }
-  return pythonChecked;
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+  /** Wall time from spawn to exit, start-up included. */
+  ms: number;
+}
+
+/**
+ * Runs a deno.json task ({@linkcode spawnTask}) to completion; SIGKILLs it after `timeoutMs`
+ * (default 60 s) so that a hang fails the test instead of stalling the suite.
+ *
+ * @example
+ * ```ts
+ * import { runTask } from "./processes.ts";
+ * const { code, stdout } = await runTask("client", ["--help"]);
+ * ```
+ */
+export async function runTask(
+  task: string,
+  args: string[],
+  options: SpawnOptions & { timeoutMs?: number } = {},
+): Promise<RunResult> {
+  const started = performance.now();
+  const run = spawnTask(task, args, options);
+  const timer = setTimeout(() => run.kill("SIGKILL"), options.timeoutMs ?? 60_000);
+  const { code } = await run.status;
+  clearTimeout(timer);
+  return {
+    code,
+    stdout: run.stdoutText(),
+    stderr: run.stderrText(),
+    ms: performance.now() - started,
+  };
 }

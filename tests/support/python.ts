@@ -12,6 +12,7 @@
  */
 
 import { IN_CI } from "./mosquitto.ts";
+import { type Peer, spawnPeer } from "./processes.ts";
 
 /** The interpreter with Debian's python3-cryptography and python3-paho-mqtt. */
 export const PYTHON = "/usr/bin/python3";
@@ -45,76 +46,6 @@ export function pythonPeersSkipReason(): string | undefined {
   return probed;
 }
 
-/** A running peer process whose stdout lines can be awaited. */
-export interface PeerProcess extends AsyncDisposable {
-  /** Resolves with the first stdout line (past or future) matching `pattern`. */
-  waitForLine(pattern: RegExp, timeoutMs?: number): Promise<string>;
-  /** Everything the peer printed so far on stdout and stderr. */
-  output(): string;
-  stop(): Promise<void>;
-}
-
-/** Spawns a script from `tests/peers/` and collects its output line by line. */
-export function spawnPythonPeer(script: string, args: string[]): PeerProcess {
-  const child = new Deno.Command(PYTHON, {
-    args: ["-u", new URL(script, PEERS).pathname, ...args],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const lines: string[] = [];
-  let errors = "";
-  const waiters: { pattern: RegExp; resolve: (line: string) => void }[] = [];
-  let exited = false;
-  const status = child.status.then((s) => (exited = true, s));
-  const pumpOut = (async () => {
-    let partial = "";
-    for await (const text of child.stdout.pipeThrough(new TextDecoderStream())) {
-      const parts = (partial + text).split("\n");
-      partial = parts.pop()!;
-      for (const line of parts) {
-        lines.push(line);
-        for (const w of waiters.filter((w) => w.pattern.test(line))) {
-          waiters.splice(waiters.indexOf(w), 1);
-          w.resolve(line);
-        }
-      }
-    }
-  })();
-  const pumpErr = (async () => {
-    for await (const text of child.stderr.pipeThrough(new TextDecoderStream())) errors += text;
-  })();
-  const stop = async () => {
-    if (!exited) child.kill("SIGTERM");
-    await status;
-    await Promise.all([pumpOut, pumpErr]);
-  };
-  return {
-    waitForLine(pattern, timeoutMs = 10_000) {
-      const seen = lines.find((l) => pattern.test(l));
-      if (seen !== undefined) return Promise.resolve(seen);
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => {
-          reject(
-            new Error(
-              `${script}: no line matching ${pattern} within ${timeoutMs} ms:\n` +
-                lines.join("\n") + errors,
-            ),
-          );
-        }, timeoutMs);
-        status.then(() => {
-          clearTimeout(timer);
-          reject(new Error(`${script} exited before printing ${pattern}:\n${errors}`));
-        });
-        waiters.push({ pattern, resolve: (l) => (clearTimeout(timer), resolve(l)) });
-      });
-    },
-    output: () => lines.join("\n") + "\n" + errors,
-    stop,
-    [Symbol.asyncDispose]: stop,
-  };
-}
-
 /**
  * Starts `tests/peers/responder.py` in `mode` against a broker and waits until its
  * subscriptions are acknowledged (it prints "ready"), so no request can race its SUBSCRIBE.
@@ -123,8 +54,11 @@ export async function startPythonResponder(
   broker: { host: string; port: number },
   mode = "normal",
   extra: string[] = [],
-): Promise<PeerProcess> {
-  const peer = spawnPythonPeer("responder.py", [
+): Promise<Peer> {
+  const script = new URL("responder.py", PEERS).pathname;
+  const peer = spawnPeer(PYTHON, [
+    "-u",
+    script,
     "--host",
     broker.host,
     "--port",
@@ -134,9 +68,9 @@ export async function startPythonResponder(
     ...extra,
   ]);
   try {
-    await peer.waitForLine(/^ready$/);
+    await peer.waitForLine(/^ready$/, { stream: "stdout" });
   } catch (error) {
-    await peer.stop();
+    await peer[Symbol.asyncDispose]();
     throw error;
   }
   return peer;

@@ -1,0 +1,119 @@
+/**
+ * Load: 200 concurrent client sessions, each with its own netid, against one responder process
+ * (the real entry point, so it has a core of its own on a 2-core machine): every answer must be
+ * correct and none lost. The clients run in-process through the library's requestTransform
+ * (200 subprocesses would measure Deno's start-up, not the responder); a few real runs of the
+ * client entry point go alongside.
+ */
+
+import assert from "node:assert/strict";
+import { requestTransform } from "../lib/client.ts";
+import { ACTIONS, loadLabGroup } from "../lib/protocol.ts";
+import { mosquittoSkipReason, startMosquitto } from "./support/mosquitto.ts";
+import { spawnTask } from "./support/processes.ts";
+
+const SESSIONS = 200;
+const SUBPROCESS_CLIENTS = 3;
+
+function expected(action: string, text: string): (answer: string) => boolean {
+  const sorted = (s: string) => Array.from(s).sort().join("");
+  switch (action) {
+    case "uppercase":
+      return (a) => a === text.toUpperCase();
+    case "lowercase":
+      return (a) => a === text.toLowerCase();
+    case "reverse":
+      return (a) => a === Array.from(text).reverse().join("");
+    case "shuffle":
+      return (a) => sorted(a) === sorted(text);
+    default: // random: only characters of the input, at most twice as many
+      return (a) => Array.from(a).every((c) => text.includes(c)) && a.length <= 2 * text.length;
+  }
+}
+
+Deno.test({
+  name: `${SESSIONS} concurrent sessions with distinct netids: every answer correct, none lost`,
+  ignore: mosquittoSkipReason() !== undefined,
+  async fn() {
+    await using broker = await startMosquitto();
+    await using responder = spawnTask("responder", [
+      "--host",
+      broker.host,
+      "-p",
+      String(broker.port),
+    ]);
+    await responder.waitForLine(/subscribed to/);
+    const group = loadLabGroup();
+
+    const started = performance.now();
+    await using processes = new AsyncDisposableStack(); // no client process outlives a failure
+    const cliRuns = Array.from(
+      { length: SUBPROCESS_CLIENTS },
+      (_, i) =>
+        processes.use(spawnTask("client", [
+          "--host",
+          broker.host,
+          "-p",
+          String(broker.port),
+          "--timeout",
+          "60",
+          `cli-${i}`,
+          "reverse",
+          `subprocess client ${i}`,
+        ])),
+    );
+    const sessions = Array.from({ length: SESSIONS }, async (_, i) => {
+      const action = ACTIONS[i % ACTIONS.length];
+      const message = `load message ${i} for ${action}: The Quick Brown Fox`;
+      const t0 = performance.now();
+      const answer = await requestTransform({
+        host: broker.host,
+        port: broker.port,
+        netid: `load-${i}`,
+        action,
+        message,
+        // Generous: the point is that none is lost, not a latency bound on a shared CI box.
+        timeoutMs: 60_000,
+        group,
+      });
+      return { i, action, message, answer, ms: performance.now() - t0 };
+    });
+    const results = await Promise.allSettled(sessions);
+    const elapsed = performance.now() - started;
+
+    const failures = results.flatMap((r, i) =>
+      r.status === "rejected" ? [`load-${i}: ${(r.reason as Error).message}`] : []
+    );
+    assert.deepStrictEqual(failures, [], `${failures.length} sessions failed`);
+    const done = results.map((r) =>
+      (r as PromiseFulfilledResult<Awaited<typeof sessions[0]>>).value
+    );
+    for (const { i, action, message, answer } of done) {
+      assert.ok(expected(action, message)(answer), `load-${i} ${action}: wrong answer ${answer}`);
+    }
+    for (const [i, run] of cliRuns.entries()) {
+      const status = await run.status;
+      assert.strictEqual(status.code, 0, run.stderrText());
+      assert.strictEqual(
+        run.stdoutText(),
+        `${Array.from(`subprocess client ${i}`).reverse().join("")}\n`,
+      );
+    }
+    const latencies = done.map((d) => d.ms).sort((a, b) => a - b);
+    const pct = (q: number) =>
+      latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))];
+    console.log(
+      `${SESSIONS} in-process sessions + ${SUBPROCESS_CLIENTS} client processes: ` +
+        `${(elapsed / 1000).toFixed(2)} s wall; session latency p50 ${pct(0.5).toFixed(0)} ms, ` +
+        `p95 ${pct(0.95).toFixed(0)} ms, max ${latencies.at(-1)!.toFixed(0)} ms`,
+    );
+
+    const answered = responder.lines("stderr").filter((l) => /: answered load-\d+\//.test(l));
+    assert.strictEqual(answered.length, SESSIONS);
+    responder.kill("SIGTERM");
+    assert.strictEqual((await responder.status).code, 0);
+    await responder.waitForLine(
+      new RegExp(`stopped: ${SESSIONS + SUBPROCESS_CLIENTS} key exchange`),
+    );
+  },
+});
