@@ -12,7 +12,7 @@ interface Vector {
   secret: string;
 }
 
-const vectorsDir = new URL("../../../shared/vectors/fernet/", import.meta.url);
+const vectorsDir = new URL("./vectors/", import.meta.url);
 const load = async (name: string): Promise<Vector[]> =>
   JSON.parse(await Deno.readTextFile(new URL(`${name}.json`, vectorsDir)));
 const [generate, verify, invalid] = await Promise.all(
