@@ -183,7 +183,7 @@ export function explainCompileFailure(
   const zip = `denort-${context.target}.zip`;
   return `cannot download the Deno runtime for the binaries (${zip} of Deno ` +
     `${Deno.version.deno}): ${cause}; without internet, set DENORT_BIN to that denort, ` +
-    `unzipped (see docs/shipping.md)`;
+    `unzipped (see README: Install on the lab machines)`;
 }
 
 /** The innermost `N: reason` line of an anyhow "Caused by:" chain, else the first error line. */

@@ -11,7 +11,7 @@
 
 import assert from "node:assert/strict";
 import { freePort, mosquittoSkipReason, startMosquitto } from "./support/mosquitto.ts";
-import { type Peer, ROOT, runTask, spawnPeer, taskCommand } from "./support/processes.ts";
+import { type Peer, type RunResult, runTask, spawnTask } from "./support/processes.ts";
 import { makeTlsFixture, opensslSkipReason, type TlsFixture } from "./support/tls.ts";
 
 const MAX_MESSAGE_BYTES = 1024 * 1024; // lib/protocol.ts MAX_MESSAGE_BYTES, restated on purpose
@@ -22,65 +22,12 @@ const WRONG_PASSWORD = "Tr0ub4dor&3-not-it";
 
 const NEEDS_BROKER = mosquittoSkipReason() ?? opensslSkipReason();
 
-/** What a finished run left behind. */
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/**
- * deno prints a warning about deno.json itself (before our program runs) on stderr; it is not
- * our output, so it is dropped before counting our lines.
- */
-function ourStderr(stderr: string): string {
-  return stderr.replace(/^.*Warning.*"exports" field.*\n\s+at file:.*deno\.json\n/gm, "");
-}
-
-/**
- * A task's `deno run` arguments, plus `--allow-read=FILE` for a `--cafile` outside the task's
- * read scope. The extra grant is only added when the task lacks an unscoped read; the test
- * "the client and responder tasks can read a --cafile" says whether the task itself suffices.
- */
-function taskArgs(task: "client" | "responder", cafile?: string): string[] {
-  const [, ...args] = taskCommand(task);
-  const readsAll = args.some((a) => a === "--allow-read" || a === "-R" || a === "-A");
-  if (cafile === undefined || readsAll) return args;
-  return [args[0], `--allow-read=${cafile}`, ...args.slice(1)];
-}
-
-/**
- * The environment for a child: ours minus any MQTT_PASSWORD the test runner happened to have
- * (a test of "no password" must really have none), plus `env`.
- */
-function childEnv(env: Record<string, string>): Record<string, string> {
-  const base = Deno.env.toObject();
-  delete base.MQTT_PASSWORD;
-  return { ...base, NO_COLOR: "1", ...env };
-}
-
-/** Runs the client (main.ts) to completion. */
-async function runClient(
+/** Runs the client (main.ts) to completion, never with the test runner's MQTT_PASSWORD. */
+function runClient(
   args: string[],
-  options: { cafile?: string; env?: Record<string, string>; stdin?: string } = {},
-): Promise<Run> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [...taskArgs("client", options.cafile), ...args],
-    cwd: ROOT,
-    clearEnv: true,
-    env: childEnv(options.env ?? {}),
-    stdin: options.stdin === undefined ? "null" : "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  if (options.stdin !== undefined) {
-    const writer = child.stdin.getWriter();
-    await writer.write(new TextEncoder().encode(options.stdin)).catch(() => {});
-    await writer.close().catch(() => {});
-  }
-  const out = await child.output();
-  const text = new TextDecoder();
-  return { code: out.code, stdout: text.decode(out.stdout), stderr: text.decode(out.stderr) };
+  options: { env?: Record<string, string>; stdin?: string } = {},
+): Promise<RunResult> {
+  return runTask("client", args, { ...options, withoutEnv: ["MQTT_PASSWORD"] });
 }
 
 /** Starts our responder (responder.ts) and waits until it has subscribed. */
@@ -88,8 +35,7 @@ async function startResponder(
   port: number,
   options: { cafile: string; password: string },
 ): Promise<Peer> {
-  const responder = spawnPeer(Deno.execPath(), [
-    ...taskArgs("responder", options.cafile),
+  const responder = spawnTask("responder", [
     "--host",
     "127.0.0.1",
     "-p",
@@ -98,7 +44,7 @@ async function startResponder(
     options.cafile,
     "--username",
     USER,
-  ], { env: { NO_COLOR: "1", MQTT_PASSWORD: options.password } });
+  ], { env: { MQTT_PASSWORD: options.password } });
   try {
     await responder.waitForLine(/subscribed to/);
   } catch (error) {
@@ -109,8 +55,8 @@ async function startResponder(
 }
 
 /** One line on stderr matching `reason`, nothing on stdout, exit 1, no password anywhere. */
-function assertRuntimeFailure(run: Run, reason: RegExp, secret?: string): void {
-  const stderr = ourStderr(run.stderr);
+function assertRuntimeFailure(run: RunResult, reason: RegExp, secret?: string): void {
+  const stderr = run.stderr;
   assert.equal(run.code, 1, `exit code; stderr:\n${stderr}`);
   assert.equal(run.stdout, "", "nothing on stdout");
   const lines = stderr.trimEnd().split("\n");
@@ -160,7 +106,7 @@ Deno.test({
       cafile: pki.caFile,
       password: PASSWORD,
     });
-    const good = { cafile: pki.caFile, env: { MQTT_PASSWORD: PASSWORD } };
+    const good = { env: { MQTT_PASSWORD: PASSWORD } };
 
     await t.step(
       "--cafile + --username + MQTT_PASSWORD: full exchange via our responder",
@@ -179,7 +125,7 @@ Deno.test({
           ],
           good,
         );
-        assert.equal(run.code, 0, ourStderr(run.stderr));
+        assert.equal(run.code, 0, run.stderr);
         assert.equal(run.stdout, "TLS OK\n");
         // -v logs the connection in detail; the password must still not be in it.
         assert.match(run.stderr, /debug: connected to/);
@@ -192,7 +138,7 @@ Deno.test({
         [...target, "--tls", "--cafile", pki.caFile, "--username", USER, "bob", "reverse", "abc"],
         good,
       );
-      assert.equal(run.code, 0, ourStderr(run.stderr));
+      assert.equal(run.code, 0, run.stderr);
       assert.equal(run.stdout, "cba\n");
     });
 
@@ -201,7 +147,7 @@ Deno.test({
         [...target, "--cafile", pki.caFile, "--username", USER, "carol", "uppercase", "-"],
         { ...good, stdin: "from stdin, ünïcödé\n" },
       );
-      assert.equal(run.code, 0, ourStderr(run.stderr));
+      assert.equal(run.code, 0, run.stderr);
       assert.equal(run.stdout, "FROM STDIN, ÜNÏCÖDÉ\n\n");
     });
 
@@ -210,7 +156,7 @@ Deno.test({
       async () => {
         const run = await runClient(
           [...target, "-v", "--cafile", pki.caFile, "--username", USER, "dave", "uppercase", "x"],
-          { cafile: pki.caFile, env: { MQTT_PASSWORD: WRONG_PASSWORD } },
+          { env: { MQTT_PASSWORD: WRONG_PASSWORD } },
         );
         assertRuntimeFailure(run, /not authorized/, WRONG_PASSWORD);
       },
@@ -219,12 +165,10 @@ Deno.test({
     await t.step("user name without MQTT_PASSWORD, or no user at all: exit 1", async () => {
       const noPassword = await runClient(
         [...target, "--cafile", pki.caFile, "--username", USER, "erin", "uppercase", "x"],
-        { cafile: pki.caFile },
       );
       assertRuntimeFailure(noPassword, /not authorized/);
       const anonymous = await runClient(
         [...target, "--cafile", pki.caFile, "frank", "uppercase", "x"],
-        { cafile: pki.caFile },
       );
       assertRuntimeFailure(anonymous, /not authorized/);
     });
@@ -232,7 +176,7 @@ Deno.test({
     await t.step("a certificate from another CA: exit 1, TLS handshake failed", async () => {
       const run = await runClient(
         [...target, "--cafile", pki.otherCaFile, "--username", USER, "gina", "uppercase", "x"],
-        { cafile: pki.otherCaFile, env: { MQTT_PASSWORD: PASSWORD } },
+        { env: { MQTT_PASSWORD: PASSWORD } },
       );
       assertRuntimeFailure(run, /TLS handshake with 127\.0\.0\.1:\d+ failed/, PASSWORD);
     });
@@ -255,13 +199,12 @@ Deno.test({
           [pki.otherCaFile, PASSWORD, /TLS handshake with 127\.0\.0\.1:\d+ failed/],
         ] as const
       ) {
-        await using bad = spawnPeer(Deno.execPath(), [
-          ...taskArgs("responder", cafile),
+        await using bad = spawnTask("responder", [
           ...["--host", "127.0.0.1", "-p", String(broker.port)],
           ...["--cafile", cafile, "--username", USER],
-        ], { env: { NO_COLOR: "1", MQTT_PASSWORD: password } });
+        ], { env: { MQTT_PASSWORD: password } });
         const status = await bad.status;
-        const stderr = ourStderr(bad.stderrText());
+        const stderr = bad.stderrText();
         assert.equal(status.code, 1, `responder exit code; stderr:\n${stderr}`);
         assert.match(stderr, /^secure_mqtt_responder: error: .*$/m);
         assert.match(stderr, reason);
@@ -285,11 +228,11 @@ Deno.test("the password has no command-line option: --password is a usage error"
   ]);
   assert.equal(code, 2);
   assert.equal(stdout, "");
-  assert.match(ourStderr(stderr), /^secure_mqtt_client: error: unrecognized option --password/);
+  assert.match(stderr, /^secure_mqtt_client: error: unrecognized option --password/);
 });
 
 const TASK_READ_HINT = "cannot read a --cafile outside the project; the deno.json task needs an " +
-  "unscoped --allow-read, as the binaries have (docs/shipping.md)";
+  "unscoped --allow-read, as the binaries have (README: Permissions)";
 
 Deno.test("the client and responder tasks can read a --cafile outside the project", async () => {
   // Not "grant it yourself": `deno task client ARGS` hands ARGS to the program, so a user
@@ -303,13 +246,12 @@ Deno.test("the client and responder tasks can read a --cafile outside the projec
       ...["--host", "127.0.0.1", "-p", port, "--cafile", cafile, "alice", "uppercase", "x"],
     ]);
     assert.doesNotMatch(stderr, /argument --cafile/, `client task: ${TASK_READ_HINT}`);
-    assert.equal(code, 1, ourStderr(stderr));
+    assert.equal(code, 1, stderr);
 
     // The responder retries an unreachable broker for ever; a reconnect warning is proof enough.
-    await using responder = spawnPeer(Deno.execPath(), [
-      ...taskCommand("responder").slice(1),
+    await using responder = spawnTask("responder", [
       ...["--host", "127.0.0.1", "-p", port, "--cafile", cafile],
-    ], { env: { NO_COLOR: "1" } });
+    ]);
     const line = await responder.waitForLine(/reconnecting|error:/);
     assert.doesNotMatch(line, /argument --cafile/, `responder task: ${TASK_READ_HINT}`);
   } finally {
@@ -326,7 +268,7 @@ Deno.test("stdin over the 1 MiB cap is a usage error (exit 2), before connecting
   );
   assert.equal(code, 2, stderr);
   assert.equal(stdout, "");
-  const lines = ourStderr(stderr).trimEnd().split("\n");
+  const lines = stderr.trimEnd().split("\n");
   assert.match(lines[0], /^secure_mqtt_client: error: argument message: .*1048576-byte limit/);
   assert.match(lines[1], /^usage: secure_mqtt_client /);
 });
@@ -340,7 +282,7 @@ Deno.test("stdin of exactly 1 MiB is accepted (the run gets as far as connecting
   );
   assert.equal(code, 1, stderr);
   assert.equal(stdout, "");
-  assert.match(ourStderr(stderr), new RegExp(`cannot connect to 127\\.0\\.0\\.1:${port}`));
+  assert.match(stderr, new RegExp(`cannot connect to 127\\.0\\.0\\.1:${port}`));
 });
 
 Deno.test("stdin that is not UTF-8 is a usage error (exit 2)", async () => {
@@ -352,6 +294,6 @@ Deno.test("stdin that is not UTF-8 is a usage error (exit 2)", async () => {
     );
     assert.equal(code, 2, `${bytes}: ${stderr}`);
     assert.equal(stdout, "");
-    assert.match(ourStderr(stderr), /^secure_mqtt_client: error: .*not valid UTF-8$/m);
+    assert.match(stderr, /^secure_mqtt_client: error: .*not valid UTF-8$/m);
   }
 });

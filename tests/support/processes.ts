@@ -56,6 +56,11 @@ export interface SpawnOptions {
   cwd?: string;
   /** Extra environment variables (added to the inherited one, plus NO_COLOR=1). */
   env?: Record<string, string>;
+  /**
+   * Names dropped from the inherited environment, e.g. `["MQTT_PASSWORD"]` so that a test of
+   * "no password" really has none whatever the test runner's environment holds.
+   */
+  withoutEnv?: string[];
   /** Text or bytes written to stdin, which is then closed; default: stdin is /dev/null. */
   stdin?: string | Uint8Array;
 }
@@ -153,7 +158,8 @@ export function spawnPeer(cmd: string, args: string[], options: SpawnOptions = {
     args,
     cwd: options.cwd ?? ROOT,
     // NO_COLOR: log lines to match without ANSI colour codes in them.
-    env: { NO_COLOR: "1", ...options.env },
+    env: { ...inheritedEnv(options.withoutEnv), NO_COLOR: "1", ...options.env },
+    clearEnv: options.withoutEnv !== undefined,
     stdin: options.stdin === undefined ? "null" : "piped",
     stdout: "piped",
     stderr: "piped",
@@ -259,6 +265,13 @@ export function spawnPeer(cmd: string, args: string[], options: SpawnOptions = {
     },
   };
   return peer;
+}
+
+function inheritedEnv(without: string[] | undefined): Record<string, string> {
+  if (without === undefined) return {}; // plain inheritance, done by Deno.Command itself
+  const env = Deno.env.toObject();
+  for (const name of without) delete env[name];
+  return env;
 }
 
 function tail(text: string): string {
