@@ -26,11 +26,15 @@ def public_pem(private_key):
     )
 
 
+def fernet_from_shared(shared):
+    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=b"\x00", info=b"\x00").derive(shared)
+    return Fernet(base64.urlsafe_b64encode(key))
+
+
 def fernet_from(private_key, peer_pem):
     peer = serialization.load_pem_public_key(peer_pem)
     shared = private_key.exchange(peer)
-    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=b"\x00", info=b"\x00").derive(shared)
-    return Fernet(base64.urlsafe_b64encode(key)), shared
+    return fernet_from_shared(shared), shared
 
 
 def new_client(client_id):

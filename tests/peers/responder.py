@@ -53,22 +53,26 @@ def pem_with_y(params, y):
     )
 
 
-def zero_lead_private_key(params, client_pem):
-    """A private key b with (A^b mod p) < 2^4088, so Z's 512-byte encoding starts with 0x00.
+def zero_lead_session(params, client_pem):
+    """Our public PEM and Fernet for a private key b with A^b mod p < 2^4088, so that the
+    512-byte shared secret starts with 0x00 (the trap of PROTOCOL.md).
 
     Steps b by one and multiplies Z by A each time: one modular multiplication a candidate,
-    about 256 candidates expected.
+    about 256 candidates expected. Done with Python integers because pyca's
+    DHPrivateNumbers(...).private_key() re-checks the group (seconds); the public half and
+    HKDF/Fernet are still pyca's.
     """
     numbers = params.parameter_numbers()
     p, g = numbers.p, numbers.g
     a = serialization.load_pem_public_key(client_pem).public_numbers().y
+    if not 2 <= a <= p - 2:
+        raise ValueError("client key out of range")
     b = secrets.randbits(320) | (1 << 319)
     z = pow(a, b, p)
     while z >> (8 * 511) != 0:
         b += 1
         z = z * a % p
-    public = dh.DHPublicNumbers(pow(g, b, p), numbers)
-    return dh.DHPrivateNumbers(b, public).private_key()
+    return pem_with_y(params, pow(g, b, p)), lab.fernet_from_shared(z.to_bytes(512, "big"))
 
 
 def main():
@@ -110,12 +114,13 @@ def main():
         if action == "key-exchange":
             if mode == "silent-key":
                 return
-            if mode == "zero-lead":
-                priv = zero_lead_private_key(params, msg.payload)
-            else:
-                priv = params.generate_private_key()
+            priv = None
             try:
-                sessions[netid] = lab.fernet_from(priv, msg.payload)[0]
+                if mode == "zero-lead":
+                    zero_lead_pem, sessions[netid] = zero_lead_session(params, msg.payload)
+                else:
+                    priv = params.generate_private_key()
+                    sessions[netid] = lab.fernet_from(priv, msg.payload)[0]
             except Exception as e:  # a bad client key: log and drop
                 say("bad key from %s: %s" % (netid, type(e).__name__))
                 return
@@ -130,6 +135,8 @@ def main():
                 reply = other.generate_private_key().public_key().public_bytes(
                     serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
                 )
+            elif mode == "zero-lead":
+                reply = zero_lead_pem
             else:
                 reply = lab.public_pem(priv)
             c.publish("%s/key-exchange/response" % netid, reply, qos=1)
