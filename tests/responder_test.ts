@@ -1,5 +1,5 @@
 /**
- * The responder: its bounded data structures, interop both ways with the Python reference
+ * The responder: its units, interop both ways with the Python reference
  * peers, abuse (a garbage flood, a key-exchange flood, retained requests, a broker restart),
  * and its command line. Integration tests run against a private mosquitto.
  */
@@ -14,7 +14,6 @@ import { encodePublicKeyPem, generateKeyPair } from "../lib/crypto/dh.ts";
 import type { Fernet } from "../lib/crypto/fernet.ts";
 import { pemEncode } from "../lib/crypto/pem.ts";
 import { requestTransform } from "../lib/client.ts";
-import { CoalescingQueue } from "../lib/kx_queue.ts";
 import type { Logger } from "../lib/log.ts";
 import { MqttClient, type MqttMessage } from "../lib/mqtt.ts";
 import {
@@ -33,7 +32,6 @@ import {
   Responder,
   ResponderError,
 } from "../lib/responder.ts";
-import { SessionCache } from "../lib/session_cache.ts";
 import { type Broker, freePort, mosquittoSkipReason, startMosquitto } from "./support/mosquitto.ts";
 import { spawnPeer, spawnTask } from "./support/processes.ts";
 import {
@@ -204,55 +202,6 @@ function assertAnswer(action: Action, input: string, output: string): void {
 
 // ---------------------------------------------------------------------------------------------
 // Units: no broker
-
-Deno.test("SessionCache evicts the least recently used and expires idle entries", () => {
-  let now = 0;
-  const cache = new SessionCache<string>({ maxEntries: 3, idleMs: 100, now: () => now });
-  cache.set("a", "A");
-  cache.set("b", "B");
-  cache.set("c", "C");
-  assertEquals(cache.get("a"), "A"); // a is now the most recently used
-  cache.set("d", "D"); // evicts b
-  assertEquals([cache.has("a"), cache.has("b"), cache.has("c"), cache.has("d")], [
-    true,
-    false,
-    true,
-    true,
-  ]);
-  assertEquals(cache.counts.evicted, 1);
-  now = 50;
-  cache.get("c");
-  now = 120; // a and d idle for 120, c for 70
-  assertEquals(cache.sweep(), 2);
-  assertEquals(cache.get("c"), "C");
-  assertEquals(cache.size, 1);
-  now = 500;
-  assertEquals(cache.get("c"), undefined);
-  assertEquals(cache.counts.expired, 3);
-});
-
-Deno.test("SessionCache keeps at most maxEntries however many keys arrive", () => {
-  const cache = new SessionCache<number>({ maxEntries: 100, idleMs: 60_000 });
-  for (let i = 0; i < 10_000; i++) cache.set(`n${i}`, i);
-  assertEquals(cache.size, 100);
-  assertEquals(cache.get("n9999"), 9999);
-  assertEquals(cache.get("n0"), undefined);
-});
-
-Deno.test("CoalescingQueue coalesces repeats in place, newest value wins, tail-drops when full", () => {
-  let now = 0;
-  const queue = new CoalescingQueue<string>(2, () => now);
-  assertEquals(queue.offer("alice", "a1"), "queued");
-  now = 5;
-  assertEquals(queue.offer("bob", "b1"), "queued");
-  now = 9;
-  assertEquals(queue.offer("alice", "a2"), "replaced");
-  assertEquals(queue.offer("carol", "c1"), "full");
-  assertEquals(queue.size, 2);
-  assertEquals(queue.take(), { key: "alice", value: "a2", since: 9 }); // kept its place
-  assertEquals(queue.take()?.key, "bob");
-  assertEquals(queue.take(), undefined);
-});
 
 Deno.test("backoffDelay doubles from the minimum, is capped, and jitters in the upper half", () => {
   const limits = { reconnectMinMs: 500, reconnectMaxMs: 30_000 };
