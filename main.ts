@@ -74,17 +74,24 @@ async function main(args: string[]): Promise<number> {
     writeAll(Deno.stdout, `${answer}\n`);
     return 0;
   } catch (error) {
-    if (error instanceof ClientError) {
-      writeAll(Deno.stderr, `${NAME}: error: ${error.message}\n`);
-    } else {
-      // A bug of ours: still one line, and no stack (it could carry key material).
-      const detail = error instanceof Error
-        ? `${error.name}: ${error.message.split("\n")[0]}`
-        : String(error);
-      writeAll(Deno.stderr, `${NAME}: internal error: ${detail}\n`);
-    }
+    if (!(error instanceof ClientError)) throw error;
+    writeAll(Deno.stderr, `${NAME}: error: ${error.message}\n`);
     return EXIT_FAILURE;
   }
+}
+
+/** A bug of ours, or the platform failing: still one line, exit 1, and no stack (a stack
+ * could carry key material). */
+function internalError(error: unknown): number {
+  const detail = error instanceof Error
+    ? `${error.name}: ${error.message.split("\n")[0]}`
+    : String(error);
+  try {
+    writeAll(Deno.stderr, `${NAME}: internal error: ${detail}\n`);
+  } catch {
+    // stderr itself is gone: the exit status is all that is left.
+  }
+  return EXIT_FAILURE;
 }
 
 async function parseRequest(args: string[]) {
@@ -156,4 +163,4 @@ async function readStdin(): Promise<string> {
   }
 }
 
-if (import.meta.main) Deno.exit(await main(Deno.args));
+if (import.meta.main) Deno.exit(await main(Deno.args).catch(internalError));
