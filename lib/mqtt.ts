@@ -34,6 +34,7 @@ import {
   PacketError,
   SUBACK_FAILURE,
 } from "./mqtt/packet.ts";
+import { Timer } from "./timer.ts";
 
 /**
  * What kind of failure an {@link MqttError} is, for callers that branch on it (exit codes)
@@ -175,6 +176,12 @@ export interface PublishOptions {
   qos?: 0 | 1;
   /** Default false. */
   retain?: boolean;
+  /**
+   * QoS 1 only: when the broker's PUBACK for this message arrives, call
+   * {@link MqttClient.releaseAcks} right there, in the read loop, before the returned promise
+   * settles. See {@link MqttClient.holdAcks} for why.
+   */
+  releaseHeldAcks?: boolean;
 }
 
 /**
@@ -204,7 +211,12 @@ const CONNACK_REASONS: Record<number, string> = {
 const DISCONNECT_WRITE_BUDGET_MS = 1000;
 const READ_BUFFER_BYTES = 64 * 1024;
 
-type Timer = ReturnType<typeof setTimeout>;
+/**
+ * Most PUBACKs {@link MqttClient.holdAcks} keeps back at once. A broker stops sending QoS 1
+ * messages to a client that has this many unacknowledged (mosquitto's default
+ * `max_inflight_messages` is 20), so past this count the held ones go out at once.
+ */
+export const MAX_HELD_ACKS = 16;
 
 function oneLine(text: string): string {
   const line = text.replace(/\s+/g, " ").trim();
@@ -321,7 +333,7 @@ async function openTransport(settings: Settings, deadline: number): Promise<Deno
       "timeout",
     );
   const abort = new AbortController();
-  const timer = setTimeout(() => abort.abort(), Math.max(0, deadline - Date.now()));
+  const timer = new Timer(deadline - Date.now(), () => abort.abort());
   try {
     let tcp: Deno.TcpConn;
     try {
@@ -366,8 +378,15 @@ async function openTransport(settings: Settings, deadline: number): Promise<Deno
     }
     return tls;
   } finally {
-    clearTimeout(timer);
+    timer.cancel();
   }
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, part) => n + part.length, 0));
+  let at = 0;
+  for (const part of parts) out.set(part, at), at += part.length;
+  return out;
 }
 
 function closeQuietly(conn: Deno.Conn): void {
@@ -381,6 +400,8 @@ function closeQuietly(conn: Deno.Conn): void {
 interface PendingOp {
   kind: "publish" | "subscribe";
   topics: readonly string[];
+  /** A publish whose PUBACK releases the held acks ({@link PublishOptions.releaseHeldAcks}). */
+  releaseHeldAcks: boolean;
   resolve: (granted: number[]) => void;
   reject: (error: MqttError) => void;
 }
@@ -429,6 +450,10 @@ export class MqttClient {
   #keepAliveTimer: Timer | undefined;
   #lastSentAt = 0;
   #pingSentAt: number | undefined;
+  /** Between holdAcks() and releaseAcks(): PUBACKs of incoming QoS 1 messages wait. */
+  #holdingAcks = false;
+  /** Packet ids of incoming QoS 1 messages whose PUBACK is held, in arrival order. */
+  #heldAcks = new Set<number>();
 
   private constructor(conn: Deno.Conn, settings: Settings, deadline: number) {
     this.#conn = conn;
@@ -439,7 +464,7 @@ export class MqttClient {
     this.connack.catch(() => {});
     this.#closedResolvers = Promise.withResolvers<MqttError | undefined>();
     this.closed = this.#closedResolvers.promise;
-    this.#connackTimer = setTimeout(() => {
+    this.#connackTimer = new Timer(deadline - Date.now(), () => {
       this.#connackTimer = undefined;
       this.#fail(
         new MqttError(
@@ -448,7 +473,7 @@ export class MqttClient {
           "timeout",
         ),
       );
-    }, Math.max(0, deadline - Date.now()));
+    });
   }
 
   /**
@@ -478,7 +503,7 @@ export class MqttClient {
       await client.closed;
       throw error;
     }
-    client.#armKeepAlive(settings.keepAliveMs);
+    client.#startKeepAlive();
     return client;
   }
 
@@ -532,6 +557,7 @@ export class MqttClient {
       "subscribe",
       [...topics],
       (packetId) => encodeSubscribe(packetId, topics, qos),
+      false,
     );
   }
 
@@ -556,6 +582,10 @@ export class MqttClient {
     if (qos !== 0 && qos !== 1) return Promise.reject(invalid(`invalid QoS ${qos}`));
     const bytes = typeof payload === "string" ? new TextEncoder().encode(payload) : payload;
     const retain = options.retain === true;
+    const releaseHeldAcks = options.releaseHeldAcks === true;
+    if (releaseHeldAcks && qos !== 1) {
+      return Promise.reject(invalid("releaseHeldAcks needs a QoS 1 publish"));
+    }
     if (qos === 0) {
       let packet: Uint8Array;
       try {
@@ -570,8 +600,86 @@ export class MqttClient {
         "publish",
         [topic],
         (packetId) => encodePublish({ topic, payload: bytes, qos, retain, packetId }),
+        releaseHeldAcks,
       ).then(() => {}),
     );
+  }
+
+  /**
+   * Hold back the PUBACK of every incoming QoS 1 message from now on, until
+   * {@link releaseAcks} (or a publish with `releaseHeldAcks`, or {@link close}) sends them.
+   * Messages are still delivered to `onMessage` at once; only their acknowledgement waits.
+   * MQTT 3.1.1 sets no deadline for a PUBACK, and the broker keeps every message it sent
+   * until acknowledged, so this is legal; it only delays the broker's bookkeeping.
+   *
+   * Why: a request/response round trip through a broker that leaves Nagle's algorithm on
+   * (mosquitto's default, `set_tcp_nodelay false`). The broker answers our QoS 1 request with
+   * a PUBACK, a small segment. We have nothing to send back, so our kernel delays its TCP ACK
+   * (~40 ms on Linux), and the broker's Nagle holds the response, another small segment,
+   * until that ACK arrives: ~40 ms lost on every round trip, on loopback. A held PUBACK is
+   * something to send that the broker does not answer: sent once our request's PUBACK has
+   * arrived, its segment carries the TCP ACK, so the broker has nothing unacknowledged towards
+   * us when the response is ready and sends it at once. (A PINGREQ would not do: its PINGRESP
+   * becomes the next unacknowledged segment.)
+   *
+   * Keep the window short: at most {@link MAX_HELD_ACKS} are held (more go out at once).
+   * {@link close} sends the held ones before its DISCONNECT; only a connection that fails
+   * drops them, as it drops any packet not yet written. QoS 2 acknowledgements are never
+   * held.
+   *
+   * @example
+   * ```ts
+   * import { MqttClient } from "./mqtt.ts";
+   * const client = await MqttClient.connect({ host: "localhost", port: 1883, clientId: "c" });
+   * client.holdAcks();
+   * // ... a QoS 1 message arrives; our next request carries the TCP ACK for it ...
+   * await client.publish("n/reverse/request", "token", { qos: 1, releaseHeldAcks: true });
+   * await client.close();
+   * ```
+   */
+  holdAcks(): void {
+    if (this.#state === "open") this.#holdingAcks = true;
+  }
+
+  /**
+   * Stop holding PUBACKs and send the held ones, in one write, oldest first, each exactly
+   * once. Resolves once written (at once if none are held, as after the connection has
+   * ended); rejects only if that write fails. See {@link holdAcks}.
+   *
+   * @example
+   * ```ts
+   * import { MqttClient } from "./mqtt.ts";
+   * const client = await MqttClient.connect({ host: "localhost", port: 1883, clientId: "c" });
+   * client.holdAcks();
+   * await client.releaseAcks();
+   * await client.close();
+   * ```
+   */
+  releaseAcks(): Promise<void> {
+    this.#holdingAcks = false;
+    const held = this.#takeHeldAcks();
+    return held ? handled(this.#send(held)) : Promise.resolve();
+  }
+
+  /**
+   * Resolves once every packet queued so far has been handed to the socket (or the connection
+   * has ended); never rejects. Operations queue their packet synchronously and write it from a
+   * promise chain, so `await client.flushed()` after e.g. `subscribe()` puts the SUBSCRIBE on
+   * the wire before a long synchronous computation blocks the event loop.
+   *
+   * @example
+   * ```ts
+   * import { MqttClient } from "./mqtt.ts";
+   * const client = await MqttClient.open({ host: "localhost", port: 1883, clientId: "c" });
+   * const subscribed = client.subscribe(["x/response"], 1);
+   * await client.flushed(); // SUBSCRIBE written: the broker works while we compute
+   * // ... CPU-bound work ...
+   * await subscribed;
+   * await client.close();
+   * ```
+   */
+  flushed(): Promise<void> {
+    return this.#writeChain;
   }
 
   /**
@@ -598,14 +706,18 @@ export class MqttClient {
       "closed",
     );
     // Queued behind writes already accepted (a QoS 0 publish just before close() still goes
-    // out), but bounded: a broker that stopped reading must not hang close().
-    const disconnect = this.#enqueueWrite(encodeDisconnect()).catch(() => {});
+    // out), but bounded: a broker that stopped reading must not hang close(). Held PUBACKs
+    // go out first, in the same write: every message we took is acknowledged.
+    this.#holdingAcks = false;
+    const held = this.#takeHeldAcks();
+    const farewell = held ? concat([held, encodeDisconnect()]) : encodeDisconnect();
+    const disconnect = this.#enqueueWrite(farewell).catch(() => {});
     let timer: Timer | undefined;
     const budget = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, DISCONNECT_WRITE_BUDGET_MS);
+      timer = new Timer(DISCONNECT_WRITE_BUDGET_MS, resolve);
     });
     await Promise.race([disconnect, budget]);
-    clearTimeout(timer);
+    timer?.cancel();
     await this.#teardown(undefined);
   }
 
@@ -628,6 +740,7 @@ export class MqttClient {
     kind: PendingOp["kind"],
     topics: readonly string[],
     encode: (packetId: number) => Uint8Array,
+    releaseHeldAcks: boolean,
   ): Promise<number[]> {
     const packetId = this.#allocatePacketId();
     if (packetId === undefined) {
@@ -640,10 +753,18 @@ export class MqttClient {
       return Promise.reject(invalid(reasonOf(error)));
     }
     const { promise, resolve, reject } = Promise.withResolvers<number[]>();
-    this.#inflight.set(packetId, { kind, topics, resolve, reject });
+    this.#inflight.set(packetId, { kind, topics, releaseHeldAcks, resolve, reject });
     // A failed write ends the connection, which rejects this op through #teardown.
     this.#send(packet).catch(() => {});
     return handled(promise);
+  }
+
+  /** The held PUBACKs as one buffer (undefined if none), and forget them. */
+  #takeHeldAcks(): Uint8Array | undefined {
+    if (this.#heldAcks.size === 0) return undefined;
+    const acks = concat([...this.#heldAcks].map((id) => encodeAck("puback", id)));
+    this.#heldAcks.clear();
+    return acks;
   }
 
   /** Packet ids run 1..65535 and wrap, skipping ids still in flight. */
@@ -765,6 +886,8 @@ export class MqttClient {
         }
         this.#inflight.delete(packet.packetId);
         if (packet.type === "suback") return this.#onSuback(op, packet.returnCodes);
+        // Released here, not by whoever awaits the publish: that may be a few turns later.
+        if (op.releaseHeldAcks) this.releaseAcks().catch(() => {});
         return op.resolve([]);
       }
       case "pubrel":
@@ -785,7 +908,7 @@ export class MqttClient {
   #onConnack(returnCode: number, sessionPresent: boolean): void {
     if (this.#connackReceived) return this.#protocolError("second CONNACK");
     this.#connackReceived = true;
-    clearTimeout(this.#connackTimer);
+    this.#connackTimer?.cancel();
     this.#connackTimer = undefined;
     if (returnCode !== 0) {
       const reason = CONNACK_REASONS[returnCode] ?? `return code ${returnCode}`;
@@ -809,7 +932,13 @@ export class MqttClient {
 
   #acknowledge(qos: 0 | 1 | 2, packetId: number): void {
     if (this.#state !== "open") return;
-    if (qos === 1) {
+    if (qos === 1 && this.#holdingAcks) {
+      // A Set: a broker that resends a message we still hold gets one PUBACK, not two.
+      this.#heldAcks.add(packetId);
+      if (this.#heldAcks.size >= MAX_HELD_ACKS) {
+        this.#send(this.#takeHeldAcks()!).catch(() => {});
+      }
+    } else if (qos === 1) {
       this.#send(encodeAck("puback", packetId)).catch(() => {});
     } else if (qos === 2) {
       this.#qos2Received.add(packetId);
@@ -848,36 +977,40 @@ export class MqttClient {
   }
 
   /**
-   * Keepalive [MQTT-3.1.2-23]: if we have sent nothing for keepAlive, send PINGREQ; if its
-   * PINGRESP does not come within keepAlive, the connection is dead (half-open sockets do not
-   * always error on their own).
+   * Keepalive [MQTT-3.1.2-23]: a periodic check, every quarter of keepAlive. After 3/4 of
+   * keepAlive with nothing sent it sends PINGREQ (so the broker hears from us within
+   * keepAlive); a PINGRESP that has not come within keepAlive means the connection is dead
+   * (half-open sockets do not always error on their own). One timer at a time, whatever the
+   * traffic: a busy connection does not re-arm anything per packet.
    */
-  #armKeepAlive(delayMs: number): void {
-    if (this.#settings.keepAliveMs === 0 || this.#state !== "open") return;
-    this.#keepAliveTimer = setTimeout(() => this.#onKeepAlive(), Math.max(0, delayMs));
+  #startKeepAlive(): void {
+    const keepAlive = this.#settings.keepAliveMs;
+    if (keepAlive === 0) return;
+    const period = keepAlive / 4;
+    const tick = () => {
+      this.#keepAliveTimer = undefined;
+      if (this.#state !== "open") return;
+      this.#checkKeepAlive(keepAlive, period);
+      if (this.#state === "open") this.#keepAliveTimer = new Timer(period, tick);
+    };
+    if (this.#state === "open") this.#keepAliveTimer = new Timer(period, tick);
   }
 
-  #onKeepAlive(): void {
-    this.#keepAliveTimer = undefined;
-    const keepAlive = this.#settings.keepAliveMs;
+  #checkKeepAlive(keepAlive: number, period: number): void {
     const now = Date.now();
     if (this.#pingSentAt !== undefined) {
-      const waited = now - this.#pingSentAt;
-      if (waited >= keepAlive) {
-        return this.#fail(
-          new MqttError(
-            `connection to ${this.#settings.where} lost: no PINGRESP within ${keepAlive / 1000} s`,
-            "lost",
-          ),
-        );
-      }
-      return this.#armKeepAlive(keepAlive - waited);
+      if (now - this.#pingSentAt < keepAlive) return;
+      return this.#fail(
+        new MqttError(
+          `connection to ${this.#settings.where} lost: no PINGRESP within ${keepAlive / 1000} s`,
+          "lost",
+        ),
+      );
     }
-    const idle = now - this.#lastSentAt;
-    if (idle < keepAlive) return this.#armKeepAlive(keepAlive - idle);
+    // The next check would come after keepAlive of silence: ping now.
+    if (now - this.#lastSentAt < keepAlive - period) return;
     this.#pingSentAt = now;
     this.#send(encodePingreq()).catch(() => {});
-    this.#armKeepAlive(keepAlive);
   }
 
   /** The connection failed: record why (first reason wins) and release everything. */
@@ -894,9 +1027,13 @@ export class MqttClient {
    */
   async #teardown(result: MqttError | undefined): Promise<void> {
     this.#state = "ended";
-    clearTimeout(this.#connackTimer);
-    clearTimeout(this.#keepAliveTimer);
+    this.#connackTimer?.cancel();
+    this.#keepAliveTimer?.cancel();
     this.#connackTimer = this.#keepAliveTimer = undefined;
+    // After a failure there is no socket left to send held PUBACKs on (after close() they
+    // went out with the DISCONNECT).
+    this.#holdingAcks = false;
+    this.#heldAcks.clear();
     closeQuietly(this.#conn);
     await this.#reading;
     await this.#writeChain;

@@ -9,7 +9,13 @@
  */
 
 import assert from "node:assert/strict";
-import { MqttClient, MqttError, type MqttMessage, type MqttOptions } from "../lib/mqtt.ts";
+import {
+  MAX_HELD_ACKS,
+  MqttClient,
+  MqttError,
+  type MqttMessage,
+  type MqttOptions,
+} from "../lib/mqtt.ts";
 import { encodePublish, PacketType } from "../lib/mqtt/packet.ts";
 import { freePort, mosquittoSkipReason, startMosquitto } from "./support/mosquitto.ts";
 
@@ -789,6 +795,127 @@ Deno.test("fake: incoming QoS 1 is acked after delivery; QoS 2 handshake, no dup
     2,
   ]]);
   await client.close();
+});
+
+/** A QoS 1 PUBLISH from the fake broker to the client. */
+const qos1 = (topic: string, id: number) =>
+  encodePublish({ topic, payload: encoder.encode(topic), qos: 1, packetId: id });
+
+Deno.test("fake: held PUBACK goes out only when our publish is acked, exactly once", async () => {
+  using fake = new FakeBroker();
+  const inbox = new Inbox();
+  const [client, session] = await connectFake(fake, { onMessage: inbox.onMessage });
+  client.holdAcks();
+  await session.write(qos1("kx/response", 7));
+  assert.equal((await inbox.next()).topic, "kx/response"); // delivered at once
+  const request = client.publish("req", "token", { qos: 1, releaseHeldAcks: true });
+  // The next packet is our request, not the PUBACK for id 7: that one is held.
+  const publish = await session.expect(PacketType.PUBLISH);
+  const id = packetId(publish, 5);
+  let acked = false;
+  void request.then(() => acked = true);
+  await session.write([0x40, 2, id >> 8, id & 0xff]);
+  // The held PUBACK follows our request's PUBACK at once, with no further call.
+  assert.deepEqual(Array.from((await session.expect(PacketType.PUBACK)).body), [0, 7]);
+  await within(request);
+  assert.equal(acked, true);
+  // Released means no longer holding: the next message is acked as usual.
+  await session.write(qos1("answer", 8));
+  await inbox.next();
+  assert.deepEqual(Array.from((await session.expect(PacketType.PUBACK)).body), [0, 8]);
+  // Exactly once: close() sends only DISCONNECT, no second PUBACK for 7.
+  const closing = client.close();
+  await session.expect(PacketType.DISCONNECT);
+  assert.equal(await session.read(), undefined);
+  await within(closing);
+});
+
+Deno.test("fake: releaseAcks() sends the held PUBACKs in order, once; a repeat is a no-op", async () => {
+  using fake = new FakeBroker();
+  const inbox = new Inbox();
+  const [client, session] = await connectFake(fake, { onMessage: inbox.onMessage });
+  client.holdAcks();
+  await session.write(qos1("a", 3));
+  await session.write(qos1("b", 1));
+  await session.write(qos1("a", 3)); // resent while held: still one PUBACK for it
+  await inbox.next(), await inbox.next(), await inbox.next();
+  // Nothing went out meanwhile: the first packet after a QoS 0 publish is that publish.
+  await client.publish("marker", "x");
+  assert.equal((await session.expect(PacketType.PUBLISH)).flags, 0);
+  await within(client.releaseAcks());
+  await within(client.releaseAcks());
+  assert.deepEqual(Array.from((await session.expect(PacketType.PUBACK)).body), [0, 3]);
+  assert.deepEqual(Array.from((await session.expect(PacketType.PUBACK)).body), [0, 1]);
+  await client.close();
+  await session.expect(PacketType.DISCONNECT);
+  assert.equal(await session.read(), undefined);
+});
+
+Deno.test("fake: close() sends the held PUBACKs before DISCONNECT; failure drops them", async () => {
+  using fake = new FakeBroker();
+  const inbox = new Inbox();
+  const [client, session] = await connectFake(fake, { onMessage: inbox.onMessage });
+  client.holdAcks();
+  await session.write(qos1("a", 11));
+  await session.write(qos1("b", 12));
+  await inbox.next(), await inbox.next();
+  await client.publish("marker", "x"); // nothing went out before it
+  assert.equal((await session.expect(PacketType.PUBLISH)).flags, 0);
+  const closing = client.close();
+  assert.deepEqual(Array.from((await session.expect(PacketType.PUBACK)).body), [0, 11]);
+  assert.deepEqual(Array.from((await session.expect(PacketType.PUBACK)).body), [0, 12]);
+  await session.expect(PacketType.DISCONNECT);
+  assert.equal(await session.read(), undefined);
+  await within(closing);
+  assert.equal(await within(client.closed), undefined);
+  await within(client.releaseAcks()); // nothing held any more: resolves, sends nothing
+
+  // The broker hangs up while a PUBACK is held: the connection ends cleanly, nothing leaks.
+  const inbox2 = new Inbox();
+  const [second, s2] = await connectFake(fake, { onMessage: inbox2.onMessage });
+  second.holdAcks();
+  await s2.write(qos1("a", 1));
+  await inbox2.next();
+  s2.close();
+  assert.equal((await within(second.closed))?.kind, "lost");
+  await within(second.releaseAcks()); // dropped with the connection: nothing left to send
+});
+
+Deno.test(`fake: at ${MAX_HELD_ACKS} held PUBACKs they go out, so the broker's window never fills`, async () => {
+  using fake = new FakeBroker();
+  const inbox = new Inbox();
+  const [client, session] = await connectFake(fake, { onMessage: inbox.onMessage });
+  client.holdAcks();
+  for (let id = 1; id <= MAX_HELD_ACKS; id++) await session.write(qos1("t", id));
+  for (let id = 1; id <= MAX_HELD_ACKS; id++) {
+    assert.deepEqual(Array.from((await session.expect(PacketType.PUBACK)).body), [0, id]);
+  }
+  // Still holding: the next one waits for close().
+  await session.write(qos1("t", 100));
+  while (inbox.messages.length <= MAX_HELD_ACKS) await inbox.next();
+  await client.publish("marker", "x");
+  assert.equal((await session.expect(PacketType.PUBLISH)).flags, 0);
+  const closing = client.close();
+  assert.deepEqual(Array.from((await session.expect(PacketType.PUBACK)).body), [0, 100]);
+  await session.expect(PacketType.DISCONNECT);
+  await within(closing);
+});
+
+Deno.test("fake: releaseHeldAcks needs QoS 1; flushed() waits for queued writes to be written", async () => {
+  using fake = new FakeBroker();
+  const [client, session] = await connectFake(fake);
+  await assertMqttError(client.publish("t", "x", { releaseHeldAcks: true }), /QoS 1/, "invalid");
+  // flushed() settles only after every write queued before it, a large one included.
+  const size = 4 * 1024 * 1024;
+  let written = false;
+  const publishing = client.publish("big", new Uint8Array(size)).then(() => written = true);
+  const reading = session.expect(PacketType.PUBLISH);
+  await within(client.flushed());
+  assert.equal(written, true);
+  assert.equal((await reading).body.length, 2 + "big".length + size);
+  await publishing;
+  await client.close();
+  await within(client.flushed()); // never rejects, even once closed
 });
 
 Deno.test("fake: oversize QoS 1 PUBLISH is skipped, PUBACKed and reported", async () => {
