@@ -16,6 +16,7 @@
  */
 
 import type { Logger } from "./log.ts";
+import type { BrokerOptions } from "./mqtt.ts";
 import denoJson from "../deno.json" with { type: "json" };
 
 /** The version in `deno.json`, printed by `--version`. */
@@ -53,16 +54,6 @@ export const BROKER_OPTIONS_HELP = `  -h, --help            show this help messa
   --cafile FILE         PEM file of the CA that signed the broker's certificate (implies --tls)
   --username USER       user name for the broker; the password is read from the
                         MQTT_PASSWORD environment variable, never from the command line`;
-
-/** Broker connection settings, validated. */
-export interface BrokerSettings {
-  host: string;
-  port: number;
-  tls: boolean;
-  caCerts?: string[];
-  username?: string;
-  password?: string;
-}
 
 /** One option, as `node:util` `parseArgs` describes it (the subset we use). */
 export interface OptionConfig {
@@ -246,14 +237,14 @@ export function parsePort(text: string | undefined, fallback: number): number {
  */
 export function brokerSettings(
   values: Record<string, string | boolean | undefined>,
-): BrokerSettings {
+): BrokerOptions {
   const host = (values.host as string | undefined) ?? "localhost";
   if (host === "" || /\s/.test(host)) {
     throw new UsageError(`argument --host: invalid host '${host}'`);
   }
   const port = parsePort(values.port as string | undefined, 1884);
   const cafile = values.cafile as string | undefined;
-  const settings: BrokerSettings = { host, port, tls: values.tls === true || cafile !== undefined };
+  const settings: BrokerOptions = { host, port, tls: values.tls === true || cafile !== undefined };
   if (cafile !== undefined) {
     try {
       settings.caCerts = [Deno.readTextFileSync(cafile)];

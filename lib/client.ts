@@ -24,7 +24,7 @@ import {
 import { InvalidToken } from "./crypto/fernet.ts";
 import type { Fernet } from "./crypto/fernet.ts";
 import { type Logger, silentLogger } from "./log.ts";
-import { MqttClient, MqttError, type MqttMessage } from "./mqtt.ts";
+import { type BrokerOptions, MqttClient, MqttError, type MqttMessage } from "./mqtt.ts";
 import { Timer } from "./timer.ts";
 import {
   type Action,
@@ -36,19 +36,13 @@ import {
 } from "./protocol.ts";
 
 /** What one session needs. `group` is the lab's DH group ({@linkcode loadLabGroup}). */
-export interface ClientOptions {
-  host: string;
-  port: number;
+export interface ClientOptions extends BrokerOptions {
   netid: string;
   action: Action;
   message: string;
   /** Deadline for the whole exchange, from connect to verified answer. */
   timeoutMs: number;
   group: DhGroup;
-  tls?: boolean;
-  caCerts?: string[];
-  username?: string;
-  password?: string;
   logger?: Logger;
 }
 

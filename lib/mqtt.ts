@@ -115,6 +115,31 @@ export interface MqttMessage {
 }
 
 /**
+ * Where the broker is and how to log in: what a user configures, shared by the client
+ * session, the responder and the command lines.
+ *
+ * @example
+ * ```ts
+ * import type { BrokerOptions } from "./mqtt.ts";
+ * const lab: BrokerOptions = { host: "broker.lab", port: 8883, tls: true, username: "alice" };
+ * ```
+ */
+export interface BrokerOptions {
+  /** Host name or IP address; also the name the TLS certificate must match. */
+  host: string;
+  /** TCP port, 1..65535. */
+  port: number;
+  /** Connect with TLS (certificate and host name verified). */
+  tls?: boolean;
+  /** Extra trusted CA certificates, PEM text. Only with `tls: true`. */
+  caCerts?: string[];
+  /** User name for the broker's authentication. */
+  username?: string;
+  /** Requires `username` (MQTT 3.1.1). Never appears in any error message. */
+  password?: string;
+}
+
+/**
  * Connection options.
  *
  * @example
@@ -129,21 +154,9 @@ export interface MqttMessage {
  * };
  * ```
  */
-export interface MqttOptions {
-  /** Host name or IP address; also the name the TLS certificate must match. */
-  host: string;
-  /** TCP port, 1..65535. */
-  port: number;
+export interface MqttOptions extends BrokerOptions {
   /** May be empty: with a clean session the broker then assigns one. */
   clientId: string;
-  /** Connect with TLS (certificate and host name verified). */
-  tls?: boolean;
-  /** Extra trusted CA certificates, PEM text. Only with `tls: true`. */
-  caCerts?: string[];
-  /** User name for the broker's authentication. */
-  username?: string;
-  /** Requires `username` (MQTT 3.1.1). Never appears in any error message. */
-  password?: string;
   /** Default 30; 0 disables keepalive. */
   keepAliveSeconds?: number;
   /** Budget for TCP + TLS + CONNACK together. Default 5000. */

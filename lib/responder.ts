@@ -34,7 +34,7 @@ import {
 import { type Fernet, InvalidToken } from "./crypto/fernet.ts";
 import { CoalescingQueue } from "./kx_queue.ts";
 import { type Logger, silentLogger } from "./log.ts";
-import { MqttClient, MqttError, type MqttMessage } from "./mqtt.ts";
+import { type BrokerOptions, MqttClient, MqttError, type MqttMessage } from "./mqtt.ts";
 import {
   type Action,
   agreeFernet,
@@ -156,14 +156,8 @@ const MAX_PACKET_BYTES = MAX_PAYLOAD_BYTES + 64 * 1024 + 16;
  * };
  * ```
  */
-export interface ResponderOptions {
-  host: string;
-  port: number;
+export interface ResponderOptions extends BrokerOptions {
   group: DhGroup;
-  tls?: boolean;
-  caCerts?: string[];
-  username?: string;
-  password?: string;
   /** Where the service's lines go; default silent. */
   logger?: Logger;
   /** Overrides of {@linkcode DEFAULT_LIMITS}. */
