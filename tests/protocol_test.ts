@@ -96,6 +96,25 @@ Deno.test("random keeps each character 0, 1 or 2 times in order, and varies", ()
   assert.ok(seen.size > 5, "lengths vary: characters are dropped and doubled");
 });
 
+Deno.test("a long shuffle draws randomness in bulk, not one CSPRNG call a character", () => {
+  // One getRandomValues call per character made a 1 MiB shuffle block the responder's event
+  // loop for over a second.
+  const original = crypto.getRandomValues;
+  let calls = 0;
+  crypto.getRandomValues = function <T extends ArrayBufferView | null>(array: T): T {
+    calls++;
+    return original.call(crypto, array as ArrayBufferView) as T;
+  };
+  try {
+    const text = "abcdefghijklmnopqrstuvwxyz".repeat(4000); // 104,000 code points
+    assert.equal(sorted(applyAction("shuffle", text)), sorted(text));
+    assert.ok(applyAction("random", text).length <= 2 * text.length);
+  } finally {
+    crypto.getRandomValues = original;
+  }
+  assert.ok(calls < 50, `${calls} CSPRNG calls for 208,000 draws`);
+});
+
 Deno.test("cryptoRandomInt stays in range and covers it", () => {
   const hits = new Array(3).fill(0);
   for (let i = 0; i < 3000; i++) hits[cryptoRandomInt(3)]++;
