@@ -229,8 +229,6 @@ interface Comb {
   readonly table: bigint[];
 }
 
-/** Small bases only (the generator): a peer's key is never worth a table. */
-const COMB_MAX_BASE = 1n << 32n;
 const combs: Comb[] = [];
 const COMBS_KEPT = 2; // the shipped and the full-size exponent, say
 
@@ -331,8 +329,13 @@ function powerOfTwo(f: ModArith, bits: string): bigint {
  * `base^exponent mod modulus` for any base, exponent >= 0 and modulus >= 1: sliding windows,
  * Montgomery multiplication for long exponents over odd moduli, and a faster path for base 2
  * (the DH generator). A process that keeps using one modulus (a responder) also gets
- * Montgomery for short exponents and a precomputed comb for small fixed bases. Not constant
- * time.
+ * Montgomery for short exponents and, for a base marked `fixedBase`, a precomputed comb. Not
+ * constant time.
+ *
+ * `fixedBase` says the base is a long-lived constant (the group's generator), worth a table of
+ * 256 of its powers. Never set it for a base a peer chose: each new base would build (and
+ * cache, evicting the generator's) a table, and small peer keys would double the cost of every
+ * key exchange.
  *
  * @example
  * ```ts
@@ -340,7 +343,12 @@ function powerOfTwo(f: ModArith, bits: string): bigint {
  * console.log(modPow(4n, 13n, 497n)); // 445n
  * ```
  */
-export function modPow(base: bigint, exponent: bigint, modulus: bigint): bigint {
+export function modPow(
+  base: bigint,
+  exponent: bigint,
+  modulus: bigint,
+  options: { fixedBase?: boolean } = {},
+): bigint {
   if (modulus < 1n) throw new RangeError("modPow: modulus must be >= 1");
   if (exponent < 0n) throw new RangeError("modPow: exponent must be >= 0");
   if (modulus === 1n) return 0n;
@@ -351,7 +359,7 @@ export function modPow(base: bigint, exponent: bigint, modulus: bigint): bigint 
   const bits = exponent.toString(2);
   const warm = warmFor(modulus);
   const f = arithmetic(modulus, bits.length, warm);
-  if (warm && base < COMB_MAX_BASE && f instanceof MontgomeryArith) {
+  if (warm && options.fixedBase && f instanceof MontgomeryArith) {
     return combPow(combFor(f, base, bits.length), bits);
   }
   return base === 2n ? powerOfTwo(f, bits) : slidingWindow(f, base, bits);
@@ -425,7 +433,7 @@ export function generateKeyPair(group: DhGroup, bits: number = PRIVATE_KEY_BITS)
     const x = randomBits(bits) | (1n << BigInt(bits - 1));
     // Only a full-size exponent can reach p-1; redrawing keeps x uniform on what remains.
     if (x > group.p - 2n) continue;
-    const y = modPow(group.g, x, group.p);
+    const y = modPow(group.g, x, group.p, { fixedBase: true });
     // Unreachable for a safe prime and x < (p-1)/2, but the peer would refuse such a y.
     if (y < 2n || y > group.p - 2n) continue;
     return { privateKey: x, publicKey: y };

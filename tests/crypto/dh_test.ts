@@ -108,6 +108,18 @@ Deno.test("modPow matches the textbook algorithm on every path", () => {
     assert.equal(modPow(b, e, m), referencePow(b, e, m));
     assert.equal(modPow(2n, e, m), referencePow(2n, e, m));
   }
+  // A process warm for p (a responder): Montgomery for short exponents too, and the comb for
+  // a fixed base, at the shipped and the full exponent size.
+  for (let i = 0; i < 6; i++) {
+    for (const eBits of [384, 4096]) {
+      const e = random(eBits) | (1n << BigInt(eBits - 1));
+      assert.equal(modPow(2n, e, p, { fixedBase: true }), referencePow(2n, e, p), `comb ${eBits}`);
+      const y = random(4096) % p;
+      assert.equal(modPow(y, e, p), referencePow(y, e, p), `warm ${eBits}`);
+      // A small base a peer could send takes the general path: same result, no table.
+      assert.equal(modPow(3n, e, p), referencePow(3n, e, p), `small base ${eBits}`);
+    }
+  }
   assert.equal(modPow(4n, 13n, 497n), 445n);
   assert.equal(modPow(5n, 0n, 7n), 1n);
   assert.equal(modPow(5n, 3n, 1n), 0n);
