@@ -115,12 +115,7 @@ async function parseRequest(args: string[]) {
       `argument action: invalid choice '${action}' (choose from ${ACTIONS.join(", ")})`,
     );
   }
-  const timeout = values.timeout === undefined ? 10 : Number(values.timeout);
-  if (!(Number.isFinite(timeout) && timeout > 0 && timeout <= 86_400) || values.timeout === "") {
-    throw new UsageError(
-      `argument --timeout: invalid value '${values.timeout}' (need seconds > 0)`,
-    );
-  }
+  const timeout = parseTimeout(values.timeout as string | undefined);
   const broker = brokerSettings(values);
   const message = rawMessage === "-" ? await readStdin() : rawMessage;
   const size = new TextEncoder().encode(message).length;
@@ -137,6 +132,18 @@ async function parseRequest(args: string[]) {
     timeoutMs: timeout * 1000,
     verbose: values.verbose === true,
   };
+}
+
+/** Seconds as plain decimals (no hex, exponents or spaces), more than 0 and at most a day. */
+function parseTimeout(text: string | undefined): number {
+  if (text === undefined) return 10;
+  const seconds = /^[0-9]+(\.[0-9]+)?$/.test(text) ? Number(text) : NaN;
+  if (!(seconds >= 0.001 && seconds <= 86_400)) {
+    throw new UsageError(
+      `argument --timeout: invalid value '${text}' (need seconds, 0.001 to 86400)`,
+    );
+  }
+  return seconds;
 }
 
 /** Reads all of stdin as UTF-8, stopping early once it is over the size cap. */

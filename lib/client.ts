@@ -17,12 +17,13 @@
 
 import {
   type DhGroup,
+  DhKeyError,
+  DhParamsError,
   encodePublicKeyPem,
   generateKeyPair,
   publicKeyFingerprint,
 } from "./crypto/dh.ts";
-import { InvalidToken } from "./crypto/fernet.ts";
-import type { Fernet } from "./crypto/fernet.ts";
+import { type Fernet, InvalidToken } from "./crypto/fernet.ts";
 import { type Logger, silentLogger } from "./log.ts";
 import { type BrokerOptions, MqttClient, MqttError, type MqttMessage } from "./mqtt.ts";
 import { Timer } from "./timer.ts";
@@ -83,24 +84,28 @@ export async function requestTransform(options: ClientOptions): Promise<string> 
 
   let mqtt: MqttClient;
   const deadline = new Deadline(options.timeoutMs);
+  const opening = MqttClient.open({
+    host: options.host,
+    port: options.port,
+    clientId: `${netid}-${randomSuffix()}`,
+    tls: options.tls,
+    caCerts: options.caCerts,
+    username: options.username,
+    password: options.password,
+    connectTimeoutMs: Math.min(options.timeoutMs, 5000),
+    maxPacketBytes: 4 * 1024 * 1024,
+    onMessage: (m) => inbox.put(m),
+  });
   try {
     mqtt = await deadline.race(
-      MqttClient.open({
-        host: options.host,
-        port: options.port,
-        clientId: `${netid}-${randomSuffix()}`,
-        tls: options.tls,
-        caCerts: options.caCerts,
-        username: options.username,
-        password: options.password,
-        connectTimeoutMs: Math.min(options.timeoutMs, 5000),
-        maxPacketBytes: 4 * 1024 * 1024,
-        onMessage: (m) => inbox.put(m),
-      }),
+      opening,
       () => `could not connect to ${where} within ${seconds(options.timeoutMs)}`,
     );
   } catch (error) {
     deadline.clear();
+    // A connection that completes after the deadline must not live on (and keep a library
+    // caller's process alive): close it whenever it arrives.
+    opening.then((late) => late.close(), () => {});
     throw asClientError(error);
   }
   const lost = mqtt.closed.then((error) => {
@@ -133,6 +138,9 @@ export async function requestTransform(options: ClientOptions): Promise<string> 
     await race(subscribed, () => `no SUBACK from ${where} in time`);
     log.debug(`subscribed to ${keyTopic} and ${answerTopic}, SUBACK received (${ms()})`);
 
+    // Anything on the response topics before our request leaves is not for us: another
+    // client with our netid (PROTOCOL.md), answered before we asked.
+    inbox.discard(keyTopic);
     await race(
       mqtt.publish(requestTopic(netid, KEY_EXCHANGE), ourPem, { qos: 1 }),
       () => `broker did not acknowledge the key exchange request in time`,
@@ -151,6 +159,7 @@ export async function requestTransform(options: ClientOptions): Promise<string> 
     log.debug(`key exchange answered (${ms()})`);
 
     const token = await fernet.encrypt(options.message);
+    inbox.discard(answerTopic);
     // Its PUBACK releases the held one from inside mqtt.ts's read loop, the moment it arrives.
     const requestAcked = mqtt.publish(requestTopic(netid, action), token, {
       qos: 1,
@@ -192,14 +201,14 @@ export async function requestTransform(options: ClientOptions): Promise<string> 
 }
 
 function seconds(ms: number): string {
-  return `${ms / 1000} s`;
+  return `${Number((ms / 1000).toFixed(3))} s`;
 }
 
 /** Maps lower layers' typed errors to a ClientError with the same one-line message. */
 function asClientError(error: unknown): ClientError | Error {
   if (error instanceof ClientError) return error;
   if (error instanceof MqttError) return new ClientError(error.message);
-  if (error instanceof Error && /^(DhKeyError|DhParamsError)$/.test(error.name)) {
+  if (error instanceof DhKeyError || error instanceof DhParamsError) {
     return new ClientError(error.message);
   }
   return error as Error;
@@ -279,6 +288,11 @@ class Inbox {
       if (queue.length >= Inbox.CAP) queue.shift();
       queue.push(message);
     }
+  }
+
+  /** Drops what is queued for `topic`. */
+  discard(topic: string): void {
+    this.#queues.get(topic)?.splice(0);
   }
 
   next(topic: string): Promise<MqttMessage> {

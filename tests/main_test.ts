@@ -70,7 +70,7 @@ Deno.test("a netid that is not one topic level is a usage error", async () => {
 });
 
 Deno.test("a bad timeout is a usage error", async () => {
-  for (const t of ["0", "-3", "soon", ""]) {
+  for (const t of ["0", "-3", "soon", "", "0x10", "1e3", " 5", "0.0001", "86401"]) {
     await assertUsageError(["--timeout", t, "alice", "uppercase", "hi"], /--timeout/);
   }
 });
