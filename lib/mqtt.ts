@@ -326,6 +326,20 @@ function checkOptions(options: MqttOptions): { settings: Settings; connect: Uint
   };
 }
 
+/**
+ * A failed handshake: kind "tls" (permanent: retrying will not fix a certificate) only when
+ * the peer's certificate or the TLS dialogue itself was refused; a reset or EOF mid-handshake,
+ * as while a broker restarts, is "lost" so that a long-running caller retries it.
+ */
+function tlsError(where: string, error: unknown): MqttError {
+  const kind = error instanceof Deno.errors.InvalidData ||
+      (error instanceof Error &&
+        /certificate|alert|protocol version/i.test(error.message))
+    ? "tls"
+    : "lost";
+  return new MqttError(`TLS handshake with ${where} failed: ${reasonOf(error)}`, kind);
+}
+
 function connectError(where: string, error: unknown): MqttError {
   if (error instanceof Deno.errors.ConnectionRefused) {
     return new MqttError(`cannot connect to ${where}: connection refused`, "connect");
@@ -369,7 +383,7 @@ async function openTransport(settings: Settings, deadline: number): Promise<Deno
       tls = await Deno.startTls(tcp, { hostname: host, caCerts: settings.caCerts });
     } catch (error) {
       closeQuietly(tcp);
-      throw new MqttError(`TLS handshake with ${where} failed: ${reasonOf(error)}`, "tls");
+      throw tlsError(where, error);
     }
     // Closing cancels the handshake. (Deno 2.9 then keeps the socket itself open until the
     // peer answers or hangs up; there is no handle left to force it shut.)
@@ -379,9 +393,7 @@ async function openTransport(settings: Settings, deadline: number): Promise<Deno
       await tls.handshake();
     } catch (error) {
       closeQuietly(tls);
-      throw abort.signal.aborted
-        ? timeoutError("TLS handshake")
-        : new MqttError(`TLS handshake with ${where} failed: ${reasonOf(error)}`, "tls");
+      throw abort.signal.aborted ? timeoutError("TLS handshake") : tlsError(where, error);
     } finally {
       abort.signal.removeEventListener("abort", onAbort);
     }

@@ -1016,3 +1016,17 @@ Deno.test("fake: TLS — a silent peer times out, a non-TLS peer is a TLS error"
     "tls",
   );
 });
+
+Deno.test("fake: TLS — a peer that hangs up mid-handshake is a lost connection, not a TLS error", async () => {
+  // A broker restarting drops handshakes half way; a long-running responder must retry that,
+  // while it gives up on a certificate it cannot trust (kind "tls").
+  using fake = new FakeBroker();
+  const cut = MqttClient.connect(options(fake, { tls: true }));
+  const session = await fake.accept();
+  session.close();
+  await assertMqttError(
+    cut,
+    new RegExp(`^TLS handshake with 127\\.0\\.0\\.1:${fake.port} failed: `),
+    "lost",
+  );
+});
