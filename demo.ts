@@ -14,7 +14,14 @@
 
 import { Aedes, type AedesPublishPacket, type Client } from "aedes";
 import { createServer, type Server } from "node:net";
-import { EXIT_FAILURE, EXIT_USAGE, parseCommandLine, UsageError, writeAll } from "./lib/cli.ts";
+import {
+  EXIT_FAILURE,
+  EXIT_USAGE,
+  parseCommandLine,
+  reportInternalError,
+  UsageError,
+  writeAll,
+} from "./lib/cli.ts";
 import { ClientError, requestTransform } from "./lib/client.ts";
 import type { Logger } from "./lib/log.ts";
 import {
@@ -53,7 +60,7 @@ const HOST = "127.0.0.1";
 const TIMEOUT_MS = 15_000;
 
 function parse(args: string[]) {
-  const { values, positionals } = parseCommandLine(args, { options: OPTIONS, positionals: [] });
+  const { values, positionals } = parseCommandLine(args, { options: OPTIONS });
   if (values.help) return "help" as const;
   if (positionals.length > 1) {
     throw new UsageError(
@@ -187,6 +194,6 @@ async function main(args: string[]): Promise<number> {
 if (import.meta.main) {
   // No Deno.exit on success: the process ending by itself shows that the broker, the responder
   // and the client left nothing running (the demo test relies on it).
-  const code = await main(Deno.args);
+  const code = await main(Deno.args).catch((e) => reportInternalError(NAME, e));
   if (code !== 0) Deno.exit(code);
 }

@@ -17,6 +17,7 @@ import {
   EXIT_FAILURE,
   EXIT_USAGE,
   parseCommandLine,
+  reportInternalError,
   stderrLogger,
   UsageError,
   VERSION,
@@ -80,22 +81,11 @@ async function main(args: string[]): Promise<number> {
   }
 }
 
-/** A bug of ours, or the platform failing: still one line, exit 1, and no stack (a stack
- * could carry key material). */
-function internalError(error: unknown): number {
-  const detail = error instanceof Error
-    ? `${error.name}: ${error.message.split("\n")[0]}`
-    : String(error);
-  try {
-    writeAll(Deno.stderr, `${NAME}: internal error: ${detail}\n`);
-  } catch {
-    // stderr itself is gone: the exit status is all that is left.
-  }
-  return EXIT_FAILURE;
-}
-
 async function parseRequest(args: string[]) {
-  const { values, positionals } = parseCommandLine(args, { options: OPTIONS, positionals: [] });
+  const { values, positionals } = parseCommandLine(args, {
+    options: OPTIONS,
+    unknownOptionHint: "to pass a message that starts with '-', put -- before it",
+  });
   if (values.help) return "help" as const;
   if (values.version) return "version" as const;
   const names = ["netid", "action", "message"];
@@ -170,4 +160,4 @@ async function readStdin(): Promise<string> {
   }
 }
 
-if (import.meta.main) Deno.exit(await main(Deno.args).catch(internalError));
+if (import.meta.main) Deno.exit(await main(Deno.args).catch((e) => reportInternalError(NAME, e)));

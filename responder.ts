@@ -17,6 +17,7 @@ import {
   EXIT_FAILURE,
   EXIT_USAGE,
   parseCommandLine,
+  reportInternalError,
   stderrLogger,
   UsageError,
   VERSION,
@@ -105,28 +106,13 @@ function addSignalListeners(
 }
 
 function fail(error: unknown): number {
-  if (error instanceof ResponderError) {
-    writeAll(Deno.stderr, `${NAME}: error: ${error.message}\n`);
-  } else {
-    // A bug of ours: still one line, and no stack (it could carry key material).
-    const detail = error instanceof Error
-      ? `${error.name}: ${error.message.split("\n")[0]}`
-      : String(error);
-    writeAll(Deno.stderr, `${NAME}: internal error: ${detail}\n`);
-  }
+  if (!(error instanceof ResponderError)) return reportInternalError(NAME, error);
+  writeAll(Deno.stderr, `${NAME}: error: ${error.message}\n`);
   return EXIT_FAILURE;
 }
 
 function parse(args: string[]) {
-  let parsed;
-  try {
-    parsed = parseCommandLine(args, { options: BROKER_OPTIONS, positionals: [] });
-  } catch (error) {
-    // The shared parser's hint about messages that start with '-' is for the client only.
-    if (!(error instanceof UsageError)) throw error;
-    throw new UsageError(error.message.replace(/ \(to pass a message .*\)$/, ""));
-  }
-  const { values, positionals } = parsed;
+  const { values, positionals } = parseCommandLine(args, { options: BROKER_OPTIONS });
   if (values.help) return "help" as const;
   if (values.version) return "version" as const;
   if (positionals.length > 0) {
@@ -135,4 +121,4 @@ function parse(args: string[]) {
   return { broker: brokerSettings(values), verbose: values.verbose === true };
 }
 
-if (import.meta.main) Deno.exit(await main(Deno.args));
+if (import.meta.main) Deno.exit(await main(Deno.args).catch((e) => reportInternalError(NAME, e)));

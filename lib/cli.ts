@@ -75,7 +75,11 @@ export type OptionsConfig = Record<string, OptionConfig>;
  */
 export function parseCommandLine<O extends OptionsConfig>(
   args: string[],
-  config: { options: O; positionals: string[] },
+  config: {
+    options: O;
+    /** Appended to "unrecognized option X", e.g. how to pass a positional that starts with -. */
+    unknownOptionHint?: string;
+  },
 ): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
   try {
     return parseStrict(args, config.options);
@@ -84,9 +88,8 @@ export function parseCommandLine<O extends OptionsConfig>(
     const e = error;
     if (e.code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") {
       const option = /'([^']*)'/.exec(e.message ?? "")?.[1] ?? "";
-      throw new UsageError(
-        `unrecognized option ${option} (to pass a message that starts with '-', put -- before it)`,
-      );
+      const hint = config.unknownOptionHint ? ` (${config.unknownOptionHint})` : "";
+      throw new UsageError(`unrecognized option ${option}${hint}`);
     }
     if (/argument is ambiguous/.test(e.message ?? "")) {
       const option = /'([^']*)'/.exec(e.message ?? "")?.[1] ?? "";
@@ -288,6 +291,30 @@ export function stderrLogger(name: string, verbose: boolean): Logger {
     info: (m) => write("", m),
     warn: (m) => write("warning: ", m),
   };
+}
+
+/**
+ * The last resort of an entry point: an error that is not one of ours (a bug, or the platform
+ * failing) still becomes one line on stderr and exit status 1, never a stack trace, which
+ * could carry key material.
+ *
+ * @example
+ * ```ts
+ * import { reportInternalError } from "./cli.ts";
+ * const main = (): Promise<number> => Promise.reject(new TypeError("bug"));
+ * const code = await main().catch((e) => reportInternalError("tool", e)); // 1
+ * ```
+ */
+export function reportInternalError(name: string, error: unknown): number {
+  const detail = error instanceof Error
+    ? `${error.name}: ${error.message.split("\n")[0]}`
+    : String(error);
+  try {
+    writeAll(Deno.stderr, `${name}: internal error: ${detail}\n`);
+  } catch {
+    // stderr itself is gone: the exit status is all that is left.
+  }
+  return EXIT_FAILURE;
 }
 
 /** Writes a whole string to a stream (`writeSync` may write only part of it). */

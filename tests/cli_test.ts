@@ -34,7 +34,7 @@ function node(args: string[]): Outcome {
 
 function ours(args: string[]): Outcome {
   try {
-    const { values, positionals } = parseCommandLine(args, { options: OPTIONS, positionals: [] });
+    const { values, positionals } = parseCommandLine(args, { options: OPTIONS });
     return { values: { ...values }, positionals };
   } catch (error) {
     assert.ok(error instanceof UsageError, `only UsageError, got ${error}`);
