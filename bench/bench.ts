@@ -652,6 +652,13 @@ async function main() {
       TARGETS.dhFull,
     ),
     e2e: targetRow("end to end: deno run main.ts vs Python client", e.ours, e.python, TARGETS.e2e),
+    // What users (and the issue's check) type: the task runner adds a process of its own.
+    e2eTask: targetRow(
+      "end to end: deno task client vs Python client",
+      e.task,
+      e.python,
+      TARGETS.e2e,
+    ),
   };
   const kxPass = load.keyExchangesPerSecond >= TARGETS.keyExchangesPerSecond;
   const rows: Row[] = [
@@ -674,7 +681,7 @@ async function main() {
       `${((median(cold.keygen) + median(cold.shared)) / (pk + pe)).toFixed(2)}x`,
     ),
     targets.e2e,
-    info("end to end: deno task client", ms(e.task), "", `+${ms(e.task - e.ours)} vs deno run`),
+    targets.e2eTask,
     {
       measure: `responder: key exchanges/s, ${load.clients} clients`,
       ours: load.keyExchangesPerSecond.toFixed(0),
@@ -733,7 +740,7 @@ async function main() {
       ...Object.fromEntries(
         Object.entries(targets).map(([key, t]) => [key, {
           ratio: Math.round(t.ratioValue * 1000) / 1000,
-          limit: TARGETS[key as keyof typeof TARGETS],
+          limit: TARGETS[(key === "e2eTask" ? "e2e" : key) as keyof typeof TARGETS],
           pass: t.pass,
         }]),
       ),

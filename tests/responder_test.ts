@@ -224,11 +224,31 @@ Deno.test("printable escapes control and bidi characters and truncates", () => {
   assertEquals(printable("x".repeat(100), 10), "xxxxxxxxxx…");
 });
 
-Deno.test("the documented limits are the ones in force", () => {
-  assertEquals(DEFAULT_LIMITS.maxSessions, 10_000);
-  assertEquals(DEFAULT_LIMITS.sessionIdleMs, 600_000);
-  assert(DEFAULT_LIMITS.reconnectMaxMs <= 60_000);
-  assertEquals(new Responder({ host: "localhost", port: 1, group }).stats().sessions, 0);
+Deno.test("the README's limits table states the limits in force", async () => {
+  const readme = await Deno.readTextFile(new URL("../README.md", import.meta.url));
+  const cell = (limit: string) => {
+    const row = readme.split("\n").find((l) => l.startsWith(`| ${limit} `));
+    assert(row, `README has no row "${limit}"`);
+    return row.split("|")[2].trim();
+  };
+  const n = (x: number) => x.toLocaleString("en-US");
+  assertMatch(cell("live sessions"), new RegExp(`^${n(DEFAULT_LIMITS.maxSessions)},`));
+  assertMatch(
+    cell("idle expiry of a session"),
+    new RegExp(`^${DEFAULT_LIMITS.sessionIdleMs / 60_000} min`),
+  );
+  const kx = cell("netids waiting for a key exchange");
+  assertMatch(kx, new RegExp(`^${n(DEFAULT_LIMITS.maxPendingKeyExchanges)};`));
+  assertMatch(kx, new RegExp(`over ${DEFAULT_LIMITS.maxKeyExchangeWaitMs / 1000} s`));
+  assertMatch(
+    cell("action requests in flight"),
+    new RegExp(
+      `^${DEFAULT_LIMITS.maxActionsInFlight}, and ${
+        DEFAULT_LIMITS.maxActionBytesInFlight / 2 ** 20
+      } MiB`,
+    ),
+  );
+  assertMatch(cell("message size"), new RegExp(`^${MAX_MESSAGE_BYTES / 2 ** 20} MiB`));
 });
 
 // ---------------------------------------------------------------------------------------------

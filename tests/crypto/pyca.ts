@@ -15,8 +15,9 @@
  * @module
  */
 
-/** The interpreter that has pyca/cryptography (Debian's python3-cryptography). */
-export const PYTHON = "/usr/bin/python3";
+import { IN_CI, PYTHON } from "../support/environment.ts";
+
+export { PYTHON };
 
 async function probe(): Promise<string | undefined> {
   try {
@@ -38,15 +39,6 @@ export const pycaMissingReason: string | undefined = await probe();
 
 /** True when /usr/bin/python3 can import pyca/cryptography. */
 export const pycaAvailable: boolean = pycaMissingReason === undefined;
-
-function isCi(): boolean {
-  try {
-    return Deno.env.get("CI") === "true";
-  } catch {
-    return false; // no --allow-env: we cannot know, so behave as a developer run
-  }
-}
-const ci = isCi();
 
 /**
  * Runs `script` with /usr/bin/python3 (stdin optional) and returns its stdout; throws with
@@ -85,7 +77,7 @@ export async function runPython(script: string, stdin?: string): Promise<string>
  * ```
  */
 export function pycaTest(name: string, fn: () => Promise<void>): void {
-  const ignore = !pycaAvailable && !ci;
+  const ignore = !pycaAvailable && !IN_CI;
   if (ignore) console.log(`skip: ${name} because ${pycaMissingReason}`);
   Deno.test({
     name,

@@ -22,6 +22,11 @@
  * @module
  */
 
+import { IN_CI } from "./environment.ts";
+
+/** Re-exported: the tests that need a broker ask this module whether they must run. */
+export { IN_CI };
+
 const SYSTEM_MOSQUITTO = "/usr/sbin/mosquitto";
 const LOG_LINES_KEPT = 40;
 const READY_DEADLINE_MS = 5000;
@@ -52,14 +57,6 @@ function findMosquitto(): string | undefined {
   return isExecutableFile(SYSTEM_MOSQUITTO) ? SYSTEM_MOSQUITTO : undefined;
 }
 
-function readCiFlag(): boolean {
-  try {
-    return Deno.env.get("CI") === "true";
-  } catch {
-    return false;
-  }
-}
-
 /**
  * Absolute path of the mosquitto binary (PATH first, then /usr/sbin/mosquitto), or undefined.
  *
@@ -70,17 +67,6 @@ function readCiFlag(): boolean {
  * ```
  */
 export const MOSQUITTO_PATH: string | undefined = findMosquitto();
-
-/**
- * True when running under CI (`CI=true`): a missing mosquitto is then a failure, not a skip.
- *
- * @example
- * ```ts
- * import { IN_CI } from "./mosquitto.ts";
- * if (IN_CI) console.log("strict mode");
- * ```
- */
-export const IN_CI: boolean = readCiFlag();
 
 let skipReasonPrinted = false;
 

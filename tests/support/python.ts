@@ -11,11 +11,10 @@
  * @module
  */
 
-import { IN_CI } from "./mosquitto.ts";
+import { IN_CI, PYTHON } from "./environment.ts";
 import { type Peer, spawnPeer } from "./processes.ts";
 
-/** The interpreter with Debian's python3-cryptography and python3-paho-mqtt. */
-export const PYTHON = "/usr/bin/python3";
+export { PYTHON };
 
 const PEERS = new URL("../peers/", import.meta.url);
 

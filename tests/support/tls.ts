@@ -16,6 +16,8 @@
  * @module
  */
 
+import { IN_CI } from "./environment.ts";
+
 /** Where the Debian `openssl` CLI lives. */
 export const OPENSSL = "openssl";
 
@@ -50,12 +52,6 @@ let opensslChecked: string | undefined | null = null;
  */
 export function opensslSkipReason(): string | undefined {
   if (opensslChecked !== null) return opensslChecked;
-  let ci = false;
-  try {
-    ci = Deno.env.get("CI") === "true";
-  } catch {
-    ci = false;
-  }
   let reason: string | undefined;
   try {
     const out = new Deno.Command(OPENSSL, { args: ["version"], stdout: "null", stderr: "null" })
@@ -64,7 +60,7 @@ export function opensslSkipReason(): string | undefined {
   } catch {
     reason = "openssl not found on PATH (apt-get install openssl)";
   }
-  opensslChecked = ci ? undefined : reason;
+  opensslChecked = IN_CI ? undefined : reason;
   if (opensslChecked !== undefined) {
     console.error(`note: ${opensslChecked}; skipping the tests that need a TLS broker`);
   }
