@@ -40,8 +40,11 @@ export type OfferResult = "queued" | "replaced" | "full";
  * ```
  */
 export interface QueuedItem<T> {
+  /** The key it was offered under (a netid). */
   key: string;
+  /** The newest value offered for `key`. */
   value: T;
+  /** When `value` arrived, on the queue's clock (default `performance.now`). */
   since: number;
 }
 
@@ -62,7 +65,16 @@ export class CoalescingQueue<T> {
   readonly #items = new Map<string, QueuedItem<T>>();
   readonly #now: () => number;
 
-  /** `capacity`: most distinct keys waiting at once. */
+  /**
+   * `capacity`: most distinct keys waiting at once.
+   *
+   * @example
+   * ```ts
+   * import { CoalescingQueue } from "./kx_queue.ts";
+   * let t = 0;
+   * const queue = new CoalescingQueue<string>(1024, () => t); // a test clock for `since`
+   * ```
+   */
   constructor(readonly capacity: number, now: () => number = () => performance.now()) {
     if (!(Number.isInteger(capacity) && capacity >= 1)) {
       throw new RangeError(`capacity must be a positive integer, not ${capacity}`);
@@ -70,17 +82,51 @@ export class CoalescingQueue<T> {
     this.#now = now;
   }
 
-  /** Items waiting. */
+  /**
+   * Items waiting.
+   *
+   * @example
+   * ```ts
+   * import { CoalescingQueue } from "./kx_queue.ts";
+   * const queue = new CoalescingQueue<string>(8);
+   * queue.offer("alice", "pem 1");
+   * queue.offer("alice", "pem 2");
+   * console.log(queue.size); // 1
+   * ```
+   */
   get size(): number {
     return this.#items.size;
   }
 
-  /** True when `key` is waiting. */
+  /**
+   * True when `key` is waiting.
+   *
+   * @example
+   * ```ts
+   * import { CoalescingQueue } from "./kx_queue.ts";
+   * const queue = new CoalescingQueue<string>(8);
+   * queue.offer("alice", "pem");
+   * queue.has("alice"); // true
+   * queue.take();
+   * queue.has("alice"); // false
+   * ```
+   */
   has(key: string): boolean {
     return this.#items.has(key);
   }
 
-  /** Adds or replaces the item for `key`; see {@linkcode OfferResult}. */
+  /**
+   * Adds or replaces the item for `key`; see {@linkcode OfferResult}.
+   *
+   * @example
+   * ```ts
+   * import { CoalescingQueue } from "./kx_queue.ts";
+   * const queue = new CoalescingQueue<string>(1);
+   * queue.offer("alice", "pem 1"); // "queued"
+   * queue.offer("alice", "pem 2"); // "replaced"
+   * queue.offer("bob", "pem 3"); // "full"
+   * ```
+   */
   offer(key: string, value: T): OfferResult {
     const waiting = this.#items.get(key);
     if (waiting !== undefined) {
@@ -94,7 +140,21 @@ export class CoalescingQueue<T> {
     return "queued";
   }
 
-  /** Removes and returns the oldest item, or `undefined` when empty. */
+  /**
+   * Removes and returns the oldest item, or `undefined` when empty.
+   *
+   * @example
+   * ```ts
+   * import { CoalescingQueue } from "./kx_queue.ts";
+   * const queue = new CoalescingQueue<string>(8);
+   * queue.offer("alice", "pem 1");
+   * queue.offer("bob", "pem 2");
+   * queue.offer("alice", "pem 3"); // keeps alice's place at the front
+   * queue.take()?.value; // "pem 3"
+   * queue.take()?.key; // "bob"
+   * queue.take(); // undefined
+   * ```
+   */
   take(): QueuedItem<T> | undefined {
     for (const item of this.#items.values()) {
       this.#items.delete(item.key);
@@ -103,7 +163,18 @@ export class CoalescingQueue<T> {
     return undefined;
   }
 
-  /** Empties the queue. */
+  /**
+   * Empties the queue.
+   *
+   * @example
+   * ```ts
+   * import { CoalescingQueue } from "./kx_queue.ts";
+   * const queue = new CoalescingQueue<string>(8);
+   * queue.offer("alice", "pem");
+   * queue.clear();
+   * console.log(queue.size); // 0
+   * ```
+   */
   clear(): void {
     this.#items.clear();
   }

@@ -157,6 +157,7 @@ const MAX_PACKET_BYTES = MAX_PAYLOAD_BYTES + 64 * 1024 + 16;
  * ```
  */
 export interface ResponderOptions extends BrokerOptions {
+  /** The DH group of the key exchanges: the lab's, from `loadLabGroup()`. */
   group: DhGroup;
   /** Where the service's lines go; default silent. */
   logger?: Logger;
@@ -178,6 +179,7 @@ export interface ResponderOptions extends BrokerOptions {
  * ```
  */
 export class ResponderError extends Error {
+  /** Always "ResponderError". */
   override name = "ResponderError";
 }
 
@@ -251,7 +253,21 @@ export class Responder implements AsyncDisposable {
   #stats = { keyExchanges: 0, answered: 0, dropped: 0, connections: 0 };
   #flushWarnings: () => void;
 
-  /** Checks the options; throws {@linkcode ResponderError} for bad ones. */
+  /**
+   * Checks the options; throws {@linkcode ResponderError} for bad ones.
+   *
+   * @example
+   * ```ts
+   * import { Responder, ResponderError } from "./responder.ts";
+   * import { loadLabGroup } from "./protocol.ts";
+   * const group = loadLabGroup();
+   * try {
+   *   new Responder({ host: "localhost", port: 1884, group, limits: { maxSessions: 0 } });
+   * } catch (error) {
+   *   console.log(error instanceof ResponderError); // true: "invalid limit maxSessions: 0"
+   * }
+   * ```
+   */
   constructor(options: ResponderOptions) {
     this.#options = options;
     this.#limits = { ...DEFAULT_LIMITS, ...options.limits };
@@ -310,7 +326,22 @@ export class Responder implements AsyncDisposable {
     return responder;
   }
 
-  /** Counters and sizes right now. */
+  /**
+   * Counters and sizes right now.
+   *
+   * @example
+   * ```ts
+   * import { Responder } from "./responder.ts";
+   * import { loadLabGroup } from "./protocol.ts";
+   * await using responder = await Responder.start({
+   *   host: "localhost",
+   *   port: 1884,
+   *   group: loadLabGroup(),
+   * });
+   * const { sessions, answered, dropped } = responder.stats();
+   * console.log(`${sessions} sessions, ${answered} answered, ${dropped} dropped`);
+   * ```
+   */
   stats(): ResponderStats {
     return {
       ...this.#stats,
@@ -342,6 +373,19 @@ export class Responder implements AsyncDisposable {
   /**
    * Stops serving: closes the connection, stops the key-exchange queue, waits for requests
    * being answered, forgets every session. Idempotent; never rejects.
+   *
+   * @example
+   * ```ts
+   * import { Responder } from "./responder.ts";
+   * import { loadLabGroup } from "./protocol.ts";
+   * const responder = await Responder.start({
+   *   host: "localhost",
+   *   port: 1884,
+   *   group: loadLabGroup(),
+   * });
+   * await responder.stop(); // sessions, and their keys, are gone
+   * await responder.stop(); // a no-op
+   * ```
    */
   async stop(): Promise<void> {
     this.#stopping = true;
@@ -360,7 +404,23 @@ export class Responder implements AsyncDisposable {
     this.#flushWarnings();
   }
 
-  /** Same as {@linkcode stop}, for `await using`. */
+  /**
+   * Same as {@linkcode stop}, for `await using`.
+   *
+   * @example
+   * ```ts
+   * import { Responder } from "./responder.ts";
+   * import { loadLabGroup } from "./protocol.ts";
+   * {
+   *   await using responder = await Responder.start({
+   *     host: "localhost",
+   *     port: 1884,
+   *     group: loadLabGroup(),
+   *   });
+   *   // ... serving
+   * } // stopped here, also when the block throws
+   * ```
+   */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.stop();
   }

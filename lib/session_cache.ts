@@ -62,6 +62,7 @@ export class SessionCache<V> {
   #evicted = 0;
   #expired = 0;
 
+  /** Throws RangeError unless `maxEntries` is a positive integer and `idleMs` is > 0. */
   constructor(options: SessionCacheOptions) {
     if (!(Number.isInteger(options.maxEntries) && options.maxEntries >= 1)) {
       throw new RangeError(`maxEntries must be a positive integer, not ${options.maxEntries}`);
@@ -72,17 +73,49 @@ export class SessionCache<V> {
     this.#now = options.now ?? (() => performance.now());
   }
 
-  /** Live entries (expired ones that no call has swept yet may still be counted). */
+  /**
+   * Live entries (expired ones that no call has swept yet may still be counted).
+   *
+   * @example
+   * ```ts
+   * import { SessionCache } from "./session_cache.ts";
+   * const cache = new SessionCache<string>({ maxEntries: 10, idleMs: 60_000 });
+   * cache.set("alice", "a");
+   * console.log(cache.size); // 1
+   * ```
+   */
   get size(): number {
     return this.#entries.size;
   }
 
-  /** How many entries were pushed out by the size cap, and how many expired, so far. */
+  /**
+   * How many entries were pushed out by the size cap, and how many expired, so far.
+   *
+   * @example
+   * ```ts
+   * import { SessionCache } from "./session_cache.ts";
+   * const cache = new SessionCache<string>({ maxEntries: 1, idleMs: 60_000 });
+   * cache.set("alice", "a");
+   * cache.set("bob", "b"); // evicts alice
+   * console.log(cache.counts); // { evicted: 1, expired: 0 }
+   * ```
+   */
   get counts(): { evicted: number; expired: number } {
     return { evicted: this.#evicted, expired: this.#expired };
   }
 
-  /** The value for `key`, marking it most recently used; `undefined` if absent or expired. */
+  /**
+   * The value for `key`, marking it most recently used; `undefined` if absent or expired.
+   *
+   * @example
+   * ```ts
+   * import { SessionCache } from "./session_cache.ts";
+   * const cache = new SessionCache<string>({ maxEntries: 10, idleMs: 60_000 });
+   * cache.set("alice", "a");
+   * cache.get("alice"); // "a"
+   * cache.get("bob"); // undefined
+   * ```
+   */
   get(key: string): V | undefined {
     const now = this.#now();
     this.#sweep(now);
@@ -94,13 +127,37 @@ export class SessionCache<V> {
     return entry.value;
   }
 
-  /** True when `key` has a live entry; does not count as a use. */
+  /**
+   * True when `key` has a live entry; does not count as a use.
+   *
+   * @example
+   * ```ts
+   * import { SessionCache } from "./session_cache.ts";
+   * const cache = new SessionCache<string>({ maxEntries: 2, idleMs: 60_000 });
+   * cache.set("alice", "a");
+   * cache.set("bob", "b");
+   * cache.has("alice"); // true, and alice is still the least recently used
+   * cache.set("carol", "c"); // so it is alice that goes
+   * cache.has("alice"); // false
+   * ```
+   */
   has(key: string): boolean {
     this.#sweep(this.#now());
     return this.#entries.has(key);
   }
 
-  /** Stores `value` as the most recently used entry, replacing any previous one for `key`. */
+  /**
+   * Stores `value` as the most recently used entry, replacing any previous one for `key`.
+   *
+   * @example
+   * ```ts
+   * import { SessionCache } from "./session_cache.ts";
+   * const cache = new SessionCache<string>({ maxEntries: 10, idleMs: 60_000 });
+   * cache.set("alice", "old key");
+   * cache.set("alice", "new key"); // a new key exchange replaces the session
+   * cache.get("alice"); // "new key"
+   * ```
+   */
   set(key: string, value: V): void {
     const now = this.#now();
     this.#sweep(now);
@@ -113,17 +170,51 @@ export class SessionCache<V> {
     this.#entries.set(key, { value, lastUsed: now });
   }
 
-  /** Removes `key`; true if it was there. */
+  /**
+   * Removes `key`; true if it was there.
+   *
+   * @example
+   * ```ts
+   * import { SessionCache } from "./session_cache.ts";
+   * const cache = new SessionCache<string>({ maxEntries: 10, idleMs: 60_000 });
+   * cache.set("alice", "a");
+   * cache.delete("alice"); // true
+   * cache.delete("alice"); // false
+   * ```
+   */
   delete(key: string): boolean {
     return this.#entries.delete(key);
   }
 
-  /** Drops every expired entry now and returns how many went. */
+  /**
+   * Drops every expired entry now and returns how many went.
+   *
+   * @example
+   * ```ts
+   * import { SessionCache } from "./session_cache.ts";
+   * let t = 0;
+   * const cache = new SessionCache<string>({ maxEntries: 10, idleMs: 100, now: () => t });
+   * cache.set("alice", "a");
+   * t = 100;
+   * cache.sweep(); // 1
+   * ```
+   */
   sweep(): number {
     return this.#sweep(this.#now());
   }
 
-  /** Drops everything (on shutdown, so key material is not kept reachable). */
+  /**
+   * Drops everything (on shutdown, so key material is not kept reachable).
+   *
+   * @example
+   * ```ts
+   * import { SessionCache } from "./session_cache.ts";
+   * const cache = new SessionCache<string>({ maxEntries: 10, idleMs: 60_000 });
+   * cache.set("alice", "a");
+   * cache.clear();
+   * console.log(cache.size); // 0
+   * ```
+   */
   clear(): void {
     this.#entries.clear();
   }

@@ -33,6 +33,14 @@
 /**
  * Longest delay one `AbortSignal.timeout` can take: larger ones fire at once (as with
  * `setTimeout`), so {@linkcode Timer} chains several for longer delays.
+ *
+ * @example
+ * ```ts
+ * import { MAX_TIMER_STEP_MS, Timer } from "./timer.ts";
+ * // Longer than one AbortSignal.timeout can wait (~24.9 days): the Timer takes two steps.
+ * const timer = new Timer(MAX_TIMER_STEP_MS + 1, () => {});
+ * timer.cancel();
+ * ```
  */
 export const MAX_TIMER_STEP_MS = 2 ** 31 - 1;
 
@@ -69,12 +77,36 @@ export class Timer {
     this.#arm();
   }
 
-  /** True until the callback has been called or the timer cancelled. */
+  /**
+   * True until the callback has been called or the timer cancelled.
+   *
+   * @example
+   * ```ts
+   * import { Timer } from "./timer.ts";
+   * const timer = new Timer(1000, () => {});
+   * console.log(timer.pending); // true
+   * timer.cancel();
+   * console.log(timer.pending); // false
+   * ```
+   */
   get pending(): boolean {
     return this.#signal !== undefined;
   }
 
-  /** Stop the timer; the callback will not run. Idempotent, and a no-op once fired. */
+  /**
+   * Stop the timer; the callback will not run. Idempotent, and a no-op once fired.
+   *
+   * @example
+   * ```ts
+   * import { Timer } from "./timer.ts";
+   * const deadline = new Timer(10_000, () => console.error("deadline passed"));
+   * try {
+   *   await Promise.resolve(); // the awaited work
+   * } finally {
+   *   deadline.cancel(); // also on failure, so the process can exit
+   * }
+   * ```
+   */
   cancel(): void {
     // Removing the last listener unrefs the native timer: it no longer holds the process.
     this.#signal?.removeEventListener("abort", this.#onAbort);

@@ -23,7 +23,17 @@ import { parseArgs } from "node:util";
 /** The project root (deno.json, main.ts, responder.ts), wherever the script is run from. */
 const ROOT = new URL("../", import.meta.url);
 
-/** What the script builds: output name → entry point, relative to the project root. */
+/**
+ * What the script builds: output name → entry point, relative to the project root.
+ *
+ * @example
+ * ```ts
+ * import { COMMANDS } from "./compile.ts";
+ * for (const [name, entry] of Object.entries(COMMANDS)) console.log(`${name} <- ${entry}`);
+ * // secure_mqtt_client <- main.ts
+ * // secure_mqtt_responder <- responder.ts
+ * ```
+ */
 export const COMMANDS: Readonly<Record<string, string>> = {
   secure_mqtt_client: "main.ts",
   secure_mqtt_responder: "responder.ts",
@@ -42,6 +52,12 @@ export const COMMANDS: Readonly<Record<string, string>> = {
  *   only our own code can use the grant. `--read-scope` narrows it for sites whose CA path is
  *   fixed.
  * - `--no-prompt`: a denied permission throws (and is reported in one line) instead of asking.
+ *
+ * @example
+ * ```ts
+ * import { BAKED_PERMISSIONS } from "./compile.ts";
+ * BAKED_PERMISSIONS.includes("--allow-write"); // false: no binary can write a file
+ * ```
  */
 export const BAKED_PERMISSIONS: readonly string[] = [
   "--allow-net",
@@ -50,7 +66,15 @@ export const BAKED_PERMISSIONS: readonly string[] = [
   "--no-prompt",
 ];
 
-/** Targets `deno compile --target` accepts in Deno 2.x; the lab machines run the first. */
+/**
+ * Targets `deno compile --target` accepts in Deno 2.x; the lab machines run the first.
+ *
+ * @example
+ * ```ts
+ * import { TARGETS } from "./compile.ts";
+ * TARGETS.includes(Deno.build.target); // true where this machine can be the default target
+ * ```
+ */
 export const TARGETS: readonly string[] = [
   "x86_64-unknown-linux-gnu",
   "aarch64-unknown-linux-gnu",
@@ -133,6 +157,15 @@ function resolvePath(path: string): string {
  * its own line. Returns the absolute path (the compile runs from the project root, not here).
  * Executable is demanded although `deno compile` only reads the file: a denort that lost its
  * x bit was most likely copied in wrongly, and on a Windows target the check is skipped.
+ *
+ * @example
+ * ```ts
+ * import { checkDenortBin } from "./compile.ts";
+ * const raw = Deno.env.get("DENORT_BIN");
+ * if (raw !== undefined) {
+ *   const denortBin = checkDenortBin(raw, "x86_64-unknown-linux-gnu"); // an absolute path
+ * }
+ * ```
  */
 export function checkDenortBin(path: string, target: string): string {
   const where = `DENORT_BIN=${path}`;
@@ -211,7 +244,21 @@ function firstLine(error: unknown): string {
   return (error instanceof Error ? error.message : String(error)).split("\n")[0];
 }
 
-/** The `deno compile` arguments for one binary. */
+/**
+ * The `deno compile` arguments for one binary.
+ *
+ * @example
+ * ```ts
+ * import { compileArgs } from "./compile.ts";
+ * compileArgs("main.ts", "dist/secure_mqtt_client", {
+ *   target: "x86_64-unknown-linux-gnu",
+ *   readScope: "/etc/ssl",
+ * });
+ * // ["compile", "--no-check", "--allow-net", "--allow-env=MQTT_PASSWORD", "--allow-read=/etc/ssl",
+ * //  "--no-prompt", "--target", "x86_64-unknown-linux-gnu", "--output", "dist/secure_mqtt_client",
+ * //  "main.ts"]
+ * ```
+ */
 export function compileArgs(
   entry: string,
   output: string,
@@ -297,7 +344,16 @@ function readDenortEnv(): string | undefined {
   }
 }
 
-/** Runs the script; returns the exit status (0 built, 1 failure, 2 usage error). */
+/**
+ * Runs the script; returns the exit status (0 built, 1 failure, 2 usage error).
+ *
+ * @example
+ * ```ts
+ * import { main } from "./compile.ts";
+ * await main(["--help"]); // 0, after printing the help
+ * await main(["--target", "vax"]); // 2: an unknown target is a usage error
+ * ```
+ */
 export async function main(args: string[]): Promise<number> {
   try {
     const options = parseOptions(args);

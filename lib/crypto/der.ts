@@ -20,9 +20,24 @@
  * @module
  */
 
-/** Every malformed-DER failure. The message is short and never echoes the input's contents. */
+/**
+ * Every malformed-DER failure. The message is short and never echoes the input's contents.
+ *
+ * @example
+ * ```ts
+ * import { DerError, DerReader } from "./der.ts";
+ * try {
+ *   new DerReader(Uint8Array.of(0x02, 0x05, 0x01)).readInteger();
+ * } catch (error) {
+ *   if (!(error instanceof DerError)) throw error;
+ *   console.log(error.message); // "truncated: contents"
+ * }
+ * ```
+ */
 export class DerError extends Error {
   /**
+   * `message`: a short reason, never the input's contents.
+   *
    * @example
    * ```ts
    * import { DerError } from "./der.ts";
@@ -51,9 +66,20 @@ export const Tag = {
   SEQUENCE: 0x30,
 } as const;
 
-/** One decoded TLV: its tag byte and a view (not a copy) of its contents. */
+/**
+ * One decoded TLV: its tag byte and a view (not a copy) of its contents.
+ *
+ * @example
+ * ```ts
+ * import { type DerElement, DerReader, encodeInteger } from "./der.ts";
+ * const element: DerElement = new DerReader(encodeInteger(5n)).readElement();
+ * // { tag: 0x02, contents: Uint8Array [5] }
+ * ```
+ */
 export interface DerElement {
+  /** The tag byte, e.g. {@linkcode Tag.INTEGER}. */
   readonly tag: number;
+  /** The contents octets, a view into the reader's input. */
   readonly contents: Uint8Array;
 }
 
@@ -75,22 +101,63 @@ export class DerReader {
   #bytes: Uint8Array;
   #pos = 0;
 
-  /** Reads from `bytes` (kept by reference, not copied). */
+  /**
+   * Reads from `bytes` (kept by reference, not copied).
+   *
+   * @example
+   * ```ts
+   * import { DerReader, encodeInteger } from "./der.ts";
+   * const der = encodeInteger(5n);
+   * const r = new DerReader(der);
+   * der[2] = 6; // the reader sees this change
+   * r.readInteger(); // 6n
+   * ```
+   */
   constructor(bytes: Uint8Array) {
     this.#bytes = bytes;
   }
 
-  /** Bytes not consumed yet. */
+  /**
+   * Bytes not consumed yet.
+   *
+   * @example
+   * ```ts
+   * import { DerReader, encodeInteger } from "./der.ts";
+   * const r = new DerReader(encodeInteger(5n));
+   * console.log(r.remaining); // 3
+   * r.readInteger();
+   * console.log(r.remaining); // 0
+   * ```
+   */
   get remaining(): number {
     return this.#bytes.length - this.#pos;
   }
 
-  /** The next tag byte, or undefined at the end; consumes nothing. */
+  /**
+   * The next tag byte, or undefined at the end; consumes nothing.
+   *
+   * @example
+   * ```ts
+   * import { DerReader, encodeInteger, Tag } from "./der.ts";
+   * const r = new DerReader(encodeInteger(5n));
+   * if (r.peekTag() === Tag.INTEGER) r.readInteger(); // 5n
+   * r.peekTag(); // undefined
+   * ```
+   */
   peekTag(): number | undefined {
     return this.#pos < this.#bytes.length ? this.#bytes[this.#pos] : undefined;
   }
 
-  /** Reads the next element, whatever its (single-byte) tag. */
+  /**
+   * Reads the next element, whatever its (single-byte) tag.
+   *
+   * @example
+   * ```ts
+   * import { DerReader } from "./der.ts";
+   * const r = new DerReader(Uint8Array.of(0x05, 0x00)); // NULL, which has no read method
+   * r.readElement(); // { tag: 0x05, contents: Uint8Array [] }
+   * ```
+   */
   readElement(): DerElement {
     const b = this.#bytes;
     let pos = this.#pos;
@@ -117,7 +184,16 @@ export class DerReader {
     return { tag, contents: b.subarray(pos, pos + length) };
   }
 
-  /** Reads the next element, which must have tag `tag`; returns its contents. */
+  /**
+   * Reads the next element, which must have tag `tag`; returns its contents.
+   *
+   * @example
+   * ```ts
+   * import { DerReader, encodeInteger, Tag } from "./der.ts";
+   * const r = new DerReader(encodeInteger(5n));
+   * r.read(Tag.INTEGER); // Uint8Array [5]
+   * ```
+   */
   read(tag: number): Uint8Array {
     const got = this.peekTag();
     if (got === undefined) throw new DerError(`truncated: expected tag ${hex2(tag)}`);
@@ -125,12 +201,32 @@ export class DerReader {
     return this.readElement().contents;
   }
 
-  /** Reads a SEQUENCE and returns a reader over its contents. */
+  /**
+   * Reads a SEQUENCE and returns a reader over its contents.
+   *
+   * @example
+   * ```ts
+   * import { DerReader, encodeInteger, encodeSequence } from "./der.ts";
+   * const r = new DerReader(encodeSequence(encodeInteger(1n), encodeInteger(2n)));
+   * const seq = r.readSequence();
+   * const pair = [seq.readInteger(), seq.readInteger()]; // [1n, 2n]
+   * seq.end();
+   * r.end();
+   * ```
+   */
   readSequence(): DerReader {
     return new DerReader(this.read(Tag.SEQUENCE));
   }
 
-  /** Reads an INTEGER of any sign (minimal two's complement, X.690 §8.3.2). */
+  /**
+   * Reads an INTEGER of any sign (minimal two's complement, X.690 §8.3.2).
+   *
+   * @example
+   * ```ts
+   * import { DerReader, encodeInteger } from "./der.ts";
+   * new DerReader(encodeInteger(-129n)).readInteger(); // -129n (02 02 ff 7f)
+   * ```
+   */
   readInteger(): bigint {
     const c = this.read(Tag.INTEGER);
     if (c.length === 0) throw new DerError("empty INTEGER");
@@ -142,14 +238,36 @@ export class DerReader {
     return c[0] < 0x80 ? magnitude : magnitude - (1n << BigInt(c.length * 8));
   }
 
-  /** Reads an INTEGER that must be > 0 (moduli, generators, counters). */
+  /**
+   * Reads an INTEGER that must be > 0 (moduli, generators, counters).
+   *
+   * @example
+   * ```ts
+   * import { DerError, DerReader, encodeInteger } from "./der.ts";
+   * new DerReader(encodeInteger(2n)).readPositiveInteger(); // 2n
+   * try {
+   *   new DerReader(encodeInteger(0n)).readPositiveInteger();
+   * } catch (error) {
+   *   console.log(error instanceof DerError); // true: "INTEGER must be positive"
+   * }
+   * ```
+   */
   readPositiveInteger(): bigint {
     const value = this.readInteger();
     if (value <= 0n) throw new DerError("INTEGER must be positive");
     return value;
   }
 
-  /** Reads an OBJECT IDENTIFIER as dotted decimal (X.690 §8.19). */
+  /**
+   * Reads an OBJECT IDENTIFIER as dotted decimal (X.690 §8.19).
+   *
+   * @example
+   * ```ts
+   * import { DerReader } from "./der.ts";
+   * const r = new DerReader(Uint8Array.of(0x06, 0x03, 0x2a, 0x86, 0x48));
+   * r.readOid(); // "1.2.840"
+   * ```
+   */
   readOid(): string {
     const c = this.read(Tag.OBJECT_IDENTIFIER);
     if (c.length === 0) throw new DerError("empty OBJECT IDENTIFIER");
@@ -179,7 +297,15 @@ export class DerReader {
     return arcs.join(".");
   }
 
-  /** Reads a BIT STRING of whole octets (0 unused bits) and returns those octets. */
+  /**
+   * Reads a BIT STRING of whole octets (0 unused bits) and returns those octets.
+   *
+   * @example
+   * ```ts
+   * import { DerReader, encodeBitString } from "./der.ts";
+   * new DerReader(encodeBitString(Uint8Array.of(0xff))).readBitString(); // Uint8Array [0xff]
+   * ```
+   */
   readBitString(): Uint8Array {
     const c = this.read(Tag.BIT_STRING);
     if (c.length === 0) throw new DerError("empty BIT STRING");
@@ -188,7 +314,21 @@ export class DerReader {
     return c.subarray(1);
   }
 
-  /** Throws unless every byte has been read (X.690 leaves no room for trailing data). */
+  /**
+   * Throws unless every byte has been read (X.690 leaves no room for trailing data).
+   *
+   * @example
+   * ```ts
+   * import { DerError, DerReader } from "./der.ts";
+   * const r = new DerReader(Uint8Array.of(0x02, 0x01, 0x05, 0x00));
+   * r.readInteger(); // 5n
+   * try {
+   *   r.end();
+   * } catch (error) {
+   *   console.log(error instanceof DerError); // true: "trailing bytes"
+   * }
+   * ```
+   */
   end(): void {
     if (this.#pos !== this.#bytes.length) throw new DerError("trailing bytes");
   }

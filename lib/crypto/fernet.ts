@@ -44,7 +44,18 @@ const MAX_CLOCK_SKEW = 60n;
 
 const nowSeconds = () => Math.floor(Date.now() / 1000);
 
-/** Options for {@linkcode Fernet.encrypt}; both exist for test vectors and tests. */
+/**
+ * Options for {@linkcode Fernet.encrypt}; both exist for test vectors and tests.
+ *
+ * @example
+ * ```ts
+ * import { Fernet, type FernetEncryptOptions } from "./fernet.ts";
+ * const f = await Fernet.fromBase64Key(Fernet.generateKey());
+ * // A fixed timestamp and IV make the token reproducible, as a spec vector needs.
+ * const options: FernetEncryptOptions = { timestamp: 499162800, iv: new Uint8Array(16) };
+ * const token = await f.encrypt("hello", options);
+ * ```
+ */
 export interface FernetEncryptOptions {
   /** Seconds since the epoch to stamp; default now. */
   timestamp?: number;
@@ -52,7 +63,19 @@ export interface FernetEncryptOptions {
   iv?: Uint8Array;
 }
 
-/** Options for {@linkcode Fernet.decrypt}. */
+/**
+ * Options for {@linkcode Fernet.decrypt}.
+ *
+ * @example
+ * ```ts
+ * import { Fernet, type FernetDecryptOptions } from "./fernet.ts";
+ * const f = await Fernet.fromBase64Key(Fernet.generateKey());
+ * const token = await f.encrypt("hello", { timestamp: 1_000 });
+ * // Checked as if at second 1_030: 30 s old, within a 60 s ttl.
+ * const options: FernetDecryptOptions = { ttl: 60, now: 1_030 };
+ * const data = await f.decrypt(token, options);
+ * ```
+ */
 export interface FernetDecryptOptions {
   /** Maximum token age in seconds; default unlimited. */
   ttl?: number;

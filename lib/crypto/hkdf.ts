@@ -22,7 +22,8 @@ const HASH_LEN = 32;
  * @example
  * ```ts
  * import { hkdfSha256 } from "./hkdf.ts";
- * const okm = await hkdfSha256(new Uint8Array(22).fill(0x0b), new Uint8Array(), new Uint8Array(), 42);
+ * const ikm = new Uint8Array(22).fill(0x0b);
+ * const okm = await hkdfSha256(ikm, new Uint8Array(), new Uint8Array(), 42);
  * ```
  */
 export async function hkdfSha256(

@@ -16,9 +16,24 @@
  * @module
  */
 
-/** Every PEM failure: bad label, bad armour, bad base64. The message never echoes the body. */
+/**
+ * Every PEM failure: bad label, bad armour, bad base64. The message never echoes the body.
+ *
+ * @example
+ * ```ts
+ * import { pemDecode, PemError } from "./pem.ts";
+ * try {
+ *   pemDecode("-----BEGIN X-----\nAQID\n-----END X-----\n", "PUBLIC KEY");
+ * } catch (error) {
+ *   if (!(error instanceof PemError)) throw error;
+ *   console.log(error.message); // 'wrong PEM label, expected "PUBLIC KEY"'
+ * }
+ * ```
+ */
 export class PemError extends Error {
   /**
+   * `message`: a short reason, never the input's contents.
+   *
    * @example
    * ```ts
    * import { PemError } from "./pem.ts";

@@ -583,7 +583,17 @@ export class PacketDecoder {
   #header: FixedHeader | undefined;
   #skipping: Skipping | undefined;
 
-  /** `maxPacketBytes`: larger PUBLISH packets become `oversize` events; others are errors. */
+  /**
+   * `maxPacketBytes`: larger PUBLISH packets become `oversize` events; others are errors.
+   *
+   * @example
+   * ```ts
+   * import { encodePublish, PacketDecoder } from "./packet.ts";
+   * const decoder = new PacketDecoder(16);
+   * decoder.push(encodePublish({ topic: "a", payload: new Uint8Array(20), qos: 0 }));
+   * decoder.next(); // { type: "oversize", topic: "a", ..., size: 25 }: the payload was skipped
+   * ```
+   */
   constructor(maxPacketBytes: number) {
     if (!Number.isInteger(maxPacketBytes) || maxPacketBytes < 2) {
       throw new RangeError(`invalid maxPacketBytes ${maxPacketBytes}`);
@@ -591,17 +601,52 @@ export class PacketDecoder {
     this.maxPacketBytes = maxPacketBytes;
   }
 
-  /** Bytes held and not yet returned as packets. */
+  /**
+   * Bytes held and not yet returned as packets.
+   *
+   * @example
+   * ```ts
+   * import { PacketDecoder } from "./packet.ts";
+   * const decoder = new PacketDecoder(1024);
+   * decoder.push(new Uint8Array([0x20, 2, 0, 0, 0xd0])); // CONNACK, then half a PINGRESP
+   * decoder.next(); // { type: "connack", sessionPresent: false, returnCode: 0 }
+   * console.log(decoder.buffered); // 1
+   * ```
+   */
   get buffered(): number {
     return this.#queue.length;
   }
 
-  /** Append received bytes. The decoder keeps a reference: do not reuse the buffer. */
+  /**
+   * Append received bytes. The decoder keeps a reference: do not reuse the buffer.
+   *
+   * @example
+   * ```ts
+   * import { PacketDecoder } from "./packet.ts";
+   * const decoder = new PacketDecoder(1024);
+   * decoder.push(new Uint8Array([0xd0])); // packets may arrive split anywhere
+   * decoder.next(); // undefined
+   * decoder.push(new Uint8Array([0]));
+   * decoder.next(); // { type: "pingresp" }
+   * ```
+   */
   push(chunk: Uint8Array): void {
     this.#queue.push(chunk);
   }
 
-  /** The next complete packet or event, or undefined if more bytes are needed. */
+  /**
+   * The next complete packet or event, or undefined if more bytes are needed.
+   *
+   * @example
+   * ```ts
+   * import { PacketDecoder } from "./packet.ts";
+   * const decoder = new PacketDecoder(1024);
+   * decoder.push(new Uint8Array([0x40, 2, 0, 1, 0x40, 2, 0, 2])); // two PUBACKs in one read
+   * for (let packet = decoder.next(); packet !== undefined; packet = decoder.next()) {
+   *   console.log(packet); // { type: "puback", packetId: 1 }, then packetId 2
+   * }
+   * ```
+   */
   next(): IncomingPacket | undefined {
     const header = this.#header ??= this.#readHeader();
     if (header === undefined) return undefined;
