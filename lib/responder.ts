@@ -50,9 +50,13 @@ import {
 import { SessionCache } from "./session_cache.ts";
 
 /**
- * The two subscriptions (QoS 1): every netid's key exchange and action requests. (The second
- * also matches key exchanges; brokers deliver a live message once however many filters match,
- * but hand a retained one over once per filter, and retained requests are dropped anyway.)
+ * The two subscriptions (QoS 1): every netid's key exchange and action requests. The second
+ * also matches key exchanges. MQTT 3.1.1 (§3.3.5) lets a broker deliver one copy per matching
+ * filter; mosquitto and aedes deliver a live message once (a retained one once per filter, and
+ * retained requests are dropped anyway). A broker that did duplicate live key exchanges would
+ * make us answer twice with two keys, and only the first queued copy coalesces away: the
+ * protocol names both filters, and telling a duplicate from a client that deliberately repeats
+ * its public key is not possible from the payload.
  *
  * @example
  * ```ts
@@ -135,7 +139,8 @@ export const DEFAULT_LIMITS: Readonly<ResponderLimits> = Object.freeze({
   warningsPerSecond: 5,
 });
 
-type Timer = ReturnType<typeof setTimeout>;
+/** A ref'd Node-style timer: the responder is long-lived, so lib/timer.ts's saving is moot. */
+type NodeTimer = ReturnType<typeof setTimeout>;
 
 /** Largest MQTT packet we take in: a maximal payload plus a maximal topic and header. */
 const MAX_PACKET_BYTES = MAX_PAYLOAD_BYTES + 64 * 1024 + 16;
@@ -243,13 +248,13 @@ export class Responder implements AsyncDisposable {
   #running: Promise<void> | undefined;
   #stopping = false;
   #wake: (() => void) | undefined;
-  #kxTimer: Timer | undefined;
+  #kxTimer: NodeTimer | undefined;
   #kxBusy: Promise<void> | undefined;
   #kxQueueFull = 0;
   #actions = new Set<Promise<void>>();
   #actionBytes = 0;
   #actionsOverLimit = 0;
-  #sweepTimer: Timer | undefined;
+  #sweepTimer: NodeTimer | undefined;
   #stats = { keyExchanges: 0, answered: 0, dropped: 0, connections: 0 };
   #flushWarnings: () => void;
 

@@ -21,7 +21,8 @@
 import { parseArgs } from "node:util";
 
 /** The project root (deno.json, main.ts, responder.ts), wherever the script is run from. */
-const ROOT = new URL("../", import.meta.url);
+/** The project root as a path: `URL.pathname` would keep percent-escapes (a space is %20). */
+const ROOT = decodeURIComponent(new URL("../", import.meta.url).pathname);
 
 /**
  * What the script builds: output name → entry point, relative to the project root.
@@ -139,7 +140,7 @@ function parseOptions(args: string[]): Options | "help" {
   if (!TARGETS.includes(target)) {
     throw new UsageError(`unknown --target '${target}' (choose from ${TARGETS.join(", ")})`);
   }
-  const outputDir = values["output-dir"] ?? ROOT.pathname;
+  const outputDir = values["output-dir"] ?? ROOT;
   if (outputDir === "") throw new UsageError("--output-dir must not be empty");
   const readScope = values["read-scope"];
   if (readScope !== undefined && readScope.split(",").some((p) => p.trim() === "")) {
@@ -285,7 +286,7 @@ export function compileArgs(
 async function deno(args: string[], env: Record<string, string>) {
   const result = await new Deno.Command(Deno.execPath(), {
     args,
-    cwd: ROOT.pathname,
+    cwd: ROOT,
     env: { ...env, RUST_BACKTRACE: "0" },
     stdin: "null",
     stdout: "piped",

@@ -26,7 +26,10 @@ import denoJson from "../../deno.json" with { type: "json" };
  * const pem = `${ROOT}/dhparam4096.pem`;
  * ```
  */
-export const ROOT: string = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
+export const ROOT: string = decodeURIComponent(new URL("../..", import.meta.url).pathname).replace(
+  /\/$/,
+  "",
+);
 
 const DEFAULT_WAIT_MS = 15_000;
 const OUTPUT_QUOTED_CHARS = 3000;

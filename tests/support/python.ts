@@ -54,7 +54,7 @@ export async function startPythonResponder(
   mode = "normal",
   extra: string[] = [],
 ): Promise<Peer> {
-  const script = new URL("responder.py", PEERS).pathname;
+  const script = decodeURIComponent(new URL("responder.py", PEERS).pathname);
   const peer = spawnPeer(PYTHON, [
     "-u",
     script,
@@ -82,7 +82,7 @@ export async function runPythonClient(
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   const out = await new Deno.Command(PYTHON, {
     args: [
-      new URL("client.py", PEERS).pathname,
+      decodeURIComponent(new URL("client.py", PEERS).pathname),
       "--host",
       broker.host,
       "--port",
