@@ -7,7 +7,7 @@
  * ```ts
  * import { parseCommandLine, UsageError } from "./cli.ts";
  * try {
- *   parseCommandLine(["--port", "x"], { options: {}, positionals: [] });
+ *   parseCommandLine(["--port", "x"], { options: {} });
  * } catch (e) {
  *   if (e instanceof UsageError) console.error(e.message);
  * }
@@ -19,20 +19,68 @@ import type { Logger } from "./log.ts";
 import type { BrokerOptions } from "./mqtt.ts";
 import denoJson from "../deno.json" with { type: "json" };
 
-/** The version in `deno.json`, printed by `--version`. */
+/**
+ * The version in `deno.json`, printed by `--version`.
+ *
+ * @example
+ * ```ts
+ * import { VERSION } from "./cli.ts";
+ * console.log(`secure_mqtt_client ${VERSION}`);
+ * ```
+ */
 export const VERSION: string = denoJson.version;
 
-/** Exit status of a bad command line (as argparse uses). */
+/**
+ * Exit status of a bad command line (as argparse uses).
+ *
+ * @example
+ * ```ts
+ * import { EXIT_USAGE, parsePort, UsageError } from "./cli.ts";
+ * try {
+ *   parsePort("0", 1884);
+ * } catch (e) {
+ *   if (e instanceof UsageError) Deno.exitCode = EXIT_USAGE;
+ * }
+ * ```
+ */
 export const EXIT_USAGE = 2;
-/** Exit status of a runtime failure. */
+/**
+ * Exit status of a runtime failure.
+ *
+ * @example
+ * ```ts
+ * import { EXIT_FAILURE } from "./cli.ts";
+ * import { ClientError } from "./client.ts";
+ * const error: unknown = new ClientError("connection to localhost:1884 closed");
+ * if (error instanceof ClientError) Deno.exitCode = EXIT_FAILURE;
+ * ```
+ */
 export const EXIT_FAILURE = 1;
 
-/** A bad command line; the message is one line saying what is wrong. */
+/**
+ * A bad command line; the message is one line saying what is wrong.
+ *
+ * @example
+ * ```ts
+ * import { UsageError } from "./cli.ts";
+ * throw new UsageError("argument netid: must not contain '/'");
+ * ```
+ */
 export class UsageError extends Error {
   override name = "UsageError";
 }
 
-/** Options for the broker connection, shared by both commands. */
+/**
+ * Options for the broker connection, shared by both commands.
+ *
+ * @example
+ * ```ts
+ * import { BROKER_OPTIONS, parseCommandLine } from "./cli.ts";
+ * const options = { ...BROKER_OPTIONS, timeout: { type: "string" } } as const;
+ * const { values } = parseCommandLine(["-p", "8883", "--tls"], { options });
+ * // values: { port: "8883", tls: true }
+ * ```
+ */
 export const BROKER_OPTIONS = {
   help: { type: "boolean", short: "h" },
   version: { type: "boolean" },
@@ -44,7 +92,19 @@ export const BROKER_OPTIONS = {
   username: { type: "string" },
 } as const satisfies OptionsConfig;
 
-/** Help lines for {@linkcode BROKER_OPTIONS}, aligned for an argparse-style help text. */
+/**
+ * Help lines for {@linkcode BROKER_OPTIONS}, aligned for an argparse-style help text.
+ *
+ * @example
+ * ```ts
+ * import { BROKER_OPTIONS_HELP } from "./cli.ts";
+ * const help = `usage: responder [-h] [-p PORT] [--host HOST]
+ *
+ * options:
+ * ${BROKER_OPTIONS_HELP}
+ * `;
+ * ```
+ */
 export const BROKER_OPTIONS_HELP = `  -h, --help            show this help message and exit
   --version             show the version and exit
   -p PORT, --port PORT  broker port, 1-65535 (default: 1884)
@@ -55,13 +115,29 @@ export const BROKER_OPTIONS_HELP = `  -h, --help            show this help messa
   --username USER       user name for the broker; the password is read from the
                         MQTT_PASSWORD environment variable, never from the command line`;
 
-/** One option, as `node:util` `parseArgs` describes it (the subset we use). */
+/**
+ * One option, as `node:util` `parseArgs` describes it (the subset we use).
+ *
+ * @example
+ * ```ts
+ * import type { OptionConfig } from "./cli.ts";
+ * const timeout: OptionConfig = { type: "string", short: "t" };
+ * ```
+ */
 export interface OptionConfig {
   type: "boolean" | "string";
   short?: string;
 }
 
-/** Options by long name. */
+/**
+ * Options by long name.
+ *
+ * @example
+ * ```ts
+ * import type { OptionsConfig } from "./cli.ts";
+ * const options = { quiet: { type: "boolean", short: "q" } } as const satisfies OptionsConfig;
+ * ```
+ */
 export type OptionsConfig = Record<string, OptionConfig>;
 
 /**
@@ -72,6 +148,18 @@ export type OptionsConfig = Record<string, OptionConfig>;
  * short groups, last one wins, node's errors in node's order): importing `node:util` costs
  * about 15 ms of start-up (its extension scripts load on first use), paid on every run of a
  * command that lives for a few hundred ms.
+ *
+ * @example
+ * ```ts
+ * import { parseCommandLine } from "./cli.ts";
+ * const { values, positionals } = parseCommandLine(["-vp1884", "alice"], {
+ *   options: {
+ *     verbose: { type: "boolean", short: "v" },
+ *     port: { type: "string", short: "p" },
+ *   },
+ * });
+ * // values: { verbose: true, port: "1884" }, positionals: ["alice"]
+ * ```
  */
 export function parseCommandLine<O extends OptionsConfig>(
   args: string[],
@@ -224,7 +312,16 @@ function parseStrict(
   return { values, positionals };
 }
 
-/** Parses a port: a whole number 1–65535 written in decimal. */
+/**
+ * Parses a port: a whole number 1–65535 written in decimal.
+ *
+ * @example
+ * ```ts
+ * import { parsePort } from "./cli.ts";
+ * parsePort(undefined, 1884); // 1884
+ * parsePort("8883", 1884); // 8883
+ * ```
+ */
 export function parsePort(text: string | undefined, fallback: number): number {
   if (text === undefined) return fallback;
   const port = /^[0-9]{1,5}$/.test(text) ? Number(text) : NaN;
@@ -237,6 +334,13 @@ export function parsePort(text: string | undefined, fallback: number): number {
 /**
  * Validates the broker options and reads what they point at: the CA file, and the password
  * from `MQTT_PASSWORD` (kept off the command line, where `ps` would show it to everyone).
+ *
+ * @example
+ * ```ts
+ * import { brokerSettings } from "./cli.ts";
+ * brokerSettings({ host: "broker.lab", port: "8883", tls: true });
+ * // { host: "broker.lab", port: 8883, tls: true }
+ * ```
  */
 export function brokerSettings(
   values: Record<string, string | boolean | undefined>,
@@ -281,7 +385,17 @@ function describeFsError(error: unknown): string {
   return error instanceof Error ? error.message.split("\n")[0] : String(error);
 }
 
-/** Logger that writes `name: level: message` lines to stderr; `debug` only when verbose. */
+/**
+ * Logger that writes `name: level: message` lines to stderr; `debug` only when verbose.
+ *
+ * @example
+ * ```ts
+ * import { stderrLogger } from "./cli.ts";
+ * const log = stderrLogger("responder", false);
+ * log.warn("dropped a message"); // "responder: warning: dropped a message"
+ * log.debug("not shown: verbose is off");
+ * ```
+ */
 export function stderrLogger(name: string, verbose: boolean): Logger {
   const write = (level: string, message: string) => {
     writeAll(Deno.stderr, `${name}: ${level}${message}\n`);
@@ -317,7 +431,15 @@ export function reportInternalError(name: string, error: unknown): number {
   return EXIT_FAILURE;
 }
 
-/** Writes a whole string to a stream (`writeSync` may write only part of it). */
+/**
+ * Writes a whole string to a stream (`writeSync` may write only part of it).
+ *
+ * @example
+ * ```ts
+ * import { writeAll } from "./cli.ts";
+ * writeAll(Deno.stdout, "an answer of any length\n");
+ * ```
+ */
 export function writeAll(stream: { writeSync(p: Uint8Array): number }, text: string): void {
   let bytes = new TextEncoder().encode(text);
   while (bytes.length > 0) bytes = bytes.subarray(stream.writeSync(bytes));

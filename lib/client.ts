@@ -36,7 +36,19 @@ import {
   responseTopic,
 } from "./protocol.ts";
 
-/** What one session needs. `group` is the lab's DH group ({@linkcode loadLabGroup}). */
+/**
+ * What one session needs. `group` is the lab's DH group ({@linkcode loadLabGroup}).
+ *
+ * @example
+ * ```ts
+ * import type { ClientOptions } from "./client.ts";
+ * import { loadLabGroup } from "./protocol.ts";
+ * const options: ClientOptions = {
+ *   host: "localhost", port: 1884, netid: "alice", action: "reverse",
+ *   message: "hello", timeoutMs: 10_000, group: loadLabGroup(),
+ * };
+ * ```
+ */
 export interface ClientOptions extends BrokerOptions {
   netid: string;
   action: Action;
@@ -47,7 +59,15 @@ export interface ClientOptions extends BrokerOptions {
   logger?: Logger;
 }
 
-/** A runtime failure of a session; `message` is one line fit for stderr. */
+/**
+ * A runtime failure of a session; `message` is one line fit for stderr.
+ *
+ * @example
+ * ```ts
+ * import { ClientError } from "./client.ts";
+ * throw new ClientError("the responder's answer is not valid UTF-8");
+ * ```
+ */
 export class ClientError extends Error {
   override name = "ClientError";
 }
@@ -66,6 +86,20 @@ function randomSuffix(): string {
  * request, so that the answer is not stuck behind the broker's Nagle algorithm (see below and
  * {@linkcode MqttClient.holdAcks}). No global `setTimeout` on the way: its first call costs
  * ~12 ms in Deno 2.9 (see lib/timer.ts).
+ *
+ * @example
+ * ```ts
+ * import { ClientError, requestTransform } from "./client.ts";
+ * import { loadLabGroup } from "./protocol.ts";
+ * try {
+ *   const answer = await requestTransform({
+ *     host: "localhost", port: 1884, netid: "alice", action: "reverse",
+ *     message: "hello", timeoutMs: 10_000, group: loadLabGroup(),
+ *   }); // "olleh"
+ * } catch (e) {
+ *   if (e instanceof ClientError) console.error(e.message);
+ * }
+ * ```
  */
 export async function requestTransform(options: ClientOptions): Promise<string> {
   const { netid, action, group } = options;

@@ -50,6 +50,12 @@ import { Timer } from "./timer.ts";
  * - `subscription`: SUBACK refused a topic.
  * - `handler`: our own onMessage/onDrop callback threw.
  * - `closed`: the operation was cut short by our own close().
+ *
+ * @example
+ * ```ts
+ * import type { MqttErrorKind } from "./mqtt.ts";
+ * const worthRetrying = (kind: MqttErrorKind) => kind === "connect" || kind === "lost";
+ * ```
  */
 export type MqttErrorKind =
   | "invalid"
@@ -228,6 +234,12 @@ const READ_BUFFER_BYTES = 64 * 1024;
  * Most PUBACKs {@link MqttClient.holdAcks} keeps back at once. A broker stops sending QoS 1
  * messages to a client that has this many unacknowledged (mosquitto's default
  * `max_inflight_messages` is 20), so past this count the held ones go out at once.
+ *
+ * @example
+ * ```ts
+ * import { MAX_HELD_ACKS } from "./mqtt.ts";
+ * console.log(MAX_HELD_ACKS); // 16
+ * ```
  */
 export const MAX_HELD_ACKS = 16;
 

@@ -26,29 +26,85 @@ import { Fernet } from "./crypto/fernet.ts";
 // any working directory, and `deno run` needs none either (static imports are not gated).
 import labDhParamsPem from "../dhparam4096.pem" with { type: "text" };
 
-/** The actions a responder performs, in the order the usage text lists them. */
+/**
+ * The actions a responder performs, in the order the usage text lists them.
+ *
+ * @example
+ * ```ts
+ * import { ACTIONS } from "./protocol.ts";
+ * console.log(`action: one of ${ACTIONS.join(", ")}`);
+ * ```
+ */
 export const ACTIONS = ["uppercase", "lowercase", "reverse", "shuffle", "random"] as const;
 
-/** One of {@linkcode ACTIONS}. */
+/**
+ * One of {@linkcode ACTIONS}.
+ *
+ * @example
+ * ```ts
+ * import type { Action } from "./protocol.ts";
+ * const action: Action = "shuffle";
+ * ```
+ */
 export type Action = typeof ACTIONS[number];
 
-/** The pseudo-action whose topics carry the Diffie-Hellman public keys. */
+/**
+ * The pseudo-action whose topics carry the Diffie-Hellman public keys.
+ *
+ * @example
+ * ```ts
+ * import { KEY_EXCHANGE, requestTopic } from "./protocol.ts";
+ * requestTopic("alice", KEY_EXCHANGE); // "alice/key-exchange/request"
+ * ```
+ */
 export const KEY_EXCHANGE = "key-exchange";
 
 /**
  * Largest message, in UTF-8 bytes, that the client sends and the responder accepts. A Fernet
  * token of it is about 1.4 MiB, well inside mosquitto's defaults, and it bounds what one
  * request can make a responder allocate.
+ *
+ * @example
+ * ```ts
+ * import { MAX_MESSAGE_BYTES } from "./protocol.ts";
+ * const fits = (text: string) => new TextEncoder().encode(text).length <= MAX_MESSAGE_BYTES;
+ * ```
  */
 export const MAX_MESSAGE_BYTES = 1024 * 1024;
 
-/** Largest payload (a token of a maximal message, with room to spare) worth decoding. */
+/**
+ * Largest payload (a token of a maximal message, with room to spare) worth decoding.
+ *
+ * @example
+ * ```ts
+ * import type { MqttMessage } from "./mqtt.ts";
+ * import { MAX_PAYLOAD_BYTES } from "./protocol.ts";
+ * const worthDecoding = (m: MqttMessage) => m.payload.length <= MAX_PAYLOAD_BYTES;
+ * ```
+ */
 export const MAX_PAYLOAD_BYTES = 2 * 1024 * 1024;
 
-/** Largest PEM public key worth parsing: ours is about 1.1 KiB. */
+/**
+ * Largest PEM public key worth parsing: ours is about 1.1 KiB.
+ *
+ * @example
+ * ```ts
+ * import { MAX_PUBLIC_KEY_PEM_BYTES } from "./protocol.ts";
+ * const worthParsing = (payload: Uint8Array) => payload.length <= MAX_PUBLIC_KEY_PEM_BYTES;
+ * ```
+ */
 export const MAX_PUBLIC_KEY_PEM_BYTES = 8 * 1024;
 
-/** True when `value` names an action. */
+/**
+ * True when `value` names an action.
+ *
+ * @example
+ * ```ts
+ * import { isAction } from "./protocol.ts";
+ * isAction("reverse"); // true
+ * isAction("key-exchange"); // false
+ * ```
+ */
 export function isAction(value: string): value is Action {
   return (ACTIONS as readonly string[]).includes(value);
 }
@@ -74,17 +130,42 @@ export function topicLevelProblem(value: string): string | undefined {
   return undefined;
 }
 
-/** `<netid>/<action>/request`; `action` may be {@linkcode KEY_EXCHANGE}. */
+/**
+ * `<netid>/<action>/request`; `action` may be {@linkcode KEY_EXCHANGE}.
+ *
+ * @example
+ * ```ts
+ * import { requestTopic } from "./protocol.ts";
+ * requestTopic("alice", "reverse"); // "alice/reverse/request"
+ * ```
+ */
 export function requestTopic(netid: string, action: Action | typeof KEY_EXCHANGE): string {
   return `${netid}/${action}/request`;
 }
 
-/** `<netid>/<action>/response`; `action` may be {@linkcode KEY_EXCHANGE}. */
+/**
+ * `<netid>/<action>/response`; `action` may be {@linkcode KEY_EXCHANGE}.
+ *
+ * @example
+ * ```ts
+ * import { KEY_EXCHANGE, responseTopic } from "./protocol.ts";
+ * responseTopic("alice", KEY_EXCHANGE); // "alice/key-exchange/response"
+ * ```
+ */
 export function responseTopic(netid: string, action: Action | typeof KEY_EXCHANGE): string {
   return `${netid}/${action}/response`;
 }
 
-/** A request topic taken apart; see {@linkcode parseRequestTopic}. */
+/**
+ * A request topic taken apart; see {@linkcode parseRequestTopic}.
+ *
+ * @example
+ * ```ts
+ * import { parseRequestTopic, type RequestTopic } from "./protocol.ts";
+ * const topic: RequestTopic | undefined = parseRequestTopic("alice/reverse/request");
+ * if (topic?.kind === "action") console.log(topic.netid, topic.action); // alice reverse
+ * ```
+ */
 export type RequestTopic =
   | { kind: "key-exchange"; netid: string }
   | { kind: "action"; netid: string; action: string };
@@ -93,6 +174,13 @@ export type RequestTopic =
  * Splits a topic the responder received. Returns `undefined` for anything that is not exactly
  * `<netid>/<x>/request` (extra levels, empty levels): such topics are not ours to answer.
  * An unknown action is returned as-is so the caller can log it by name.
+ *
+ * @example
+ * ```ts
+ * import { parseRequestTopic } from "./protocol.ts";
+ * parseRequestTopic("alice/key-exchange/request"); // { kind: "key-exchange", netid: "alice" }
+ * parseRequestTopic("alice/reverse/request/x"); // undefined
+ * ```
  */
 export function parseRequestTopic(topic: string): RequestTopic | undefined {
   const levels = topic.split("/");
@@ -220,6 +308,13 @@ function fromCodePoints(cps: Uint32Array): string {
 /**
  * The lab's Diffie-Hellman group, from the `dhparam4096.pem` at the project root (imported as
  * text, so also inside the compiled binaries). Parsed on demand, not at import time.
+ *
+ * @example
+ * ```ts
+ * import { loadLabGroup } from "./protocol.ts";
+ * const group = loadLabGroup(); // parses the PEM on each call: keep the result
+ * group.byteLength; // 512
+ * ```
  */
 export function loadLabGroup(): DhGroup {
   return parseDhParamsPem(labDhParamsPem);
@@ -229,6 +324,16 @@ export function loadLabGroup(): DhGroup {
  * Turns our key pair and the peer's PEM public key into the session's Fernet: checks the
  * peer key (throws `DhKeyError`), computes the 512-byte zero-padded `Z`, stretches it with
  * HKDF-SHA256 (salt and info one zero byte each) and keys Fernet with the result.
+ *
+ * @example
+ * ```ts
+ * import { encodePublicKeyPem, generateKeyPair } from "./crypto/dh.ts";
+ * import { agreeFernet, loadLabGroup } from "./protocol.ts";
+ * const group = loadLabGroup();
+ * const ours = generateKeyPair(group), theirs = generateKeyPair(group);
+ * const fernet = await agreeFernet(group, ours, encodePublicKeyPem(group, theirs.publicKey));
+ * const token = await fernet.encrypt("hello");
+ * ```
  */
 export async function agreeFernet(
   group: DhGroup,

@@ -32,14 +32,33 @@ import {
 } from "./der.ts";
 import { pemDecode, pemEncode, PemError } from "./pem.ts";
 
-/** A DH group: prime modulus `p`, generator `g`, and `p`'s length in bytes. */
+/**
+ * A DH group: prime modulus `p`, generator `g`, and `p`'s length in bytes.
+ *
+ * @example
+ * ```ts
+ * import { type DhGroup, parseDhParamsPem } from "./dh.ts";
+ * const group: DhGroup = parseDhParamsPem(await Deno.readTextFile("dhparam4096.pem"));
+ * group.byteLength; // 512
+ * ```
+ */
 export interface DhGroup {
   readonly p: bigint;
   readonly g: bigint;
   readonly byteLength: number;
 }
 
-/** A DH key pair: private exponent `x` and public value `y = g^x mod p`. */
+/**
+ * A DH key pair: private exponent `x` and public value `y = g^x mod p`.
+ *
+ * @example
+ * ```ts
+ * import { type DhKeyPair, encodePublicKeyPem, generateKeyPair, parseDhParamsPem } from "./dh.ts";
+ * const group = parseDhParamsPem(await Deno.readTextFile("dhparam4096.pem"));
+ * const pair: DhKeyPair = generateKeyPair(group);
+ * const pem = encodePublicKeyPem(group, pair.publicKey); // only y is sent; x never leaves
+ * ```
+ */
 export interface DhKeyPair {
   readonly privateKey: bigint;
   readonly publicKey: bigint;
@@ -99,9 +118,27 @@ export const PRIVATE_KEY_BITS = 384;
 /** Twice ~150 bits of strength, rounded to a byte (the floor of PROTOCOL.md). */
 const MIN_PRIVATE_KEY_BITS = 320;
 
-/** OID 1.2.840.113549.1.3.1, PKCS#3 dhKeyAgreement: parameters SEQUENCE { p, g [, l] }. */
+/**
+ * OID 1.2.840.113549.1.3.1, PKCS#3 dhKeyAgreement: parameters SEQUENCE { p, g [, l] }.
+ *
+ * @example
+ * ```ts
+ * import { encodePublicKeyDer, OID_DH_KEY_AGREEMENT, parseDhParamsPem } from "./dh.ts";
+ * import { parsePublicKeyInfo } from "./dh.ts";
+ * const group = parseDhParamsPem(await Deno.readTextFile("dhparam4096.pem"));
+ * parsePublicKeyInfo(encodePublicKeyDer(group, 2n)).algorithm === OID_DH_KEY_AGREEMENT; // true
+ * ```
+ */
 export const OID_DH_KEY_AGREEMENT = "1.2.840.113549.1.3.1";
-/** OID 1.2.840.10046.2.1, X9.42 dhpublicnumber: parameters SEQUENCE { p, g, q [, j] [, vp] }. */
+/**
+ * OID 1.2.840.10046.2.1, X9.42 dhpublicnumber: parameters SEQUENCE { p, g, q [, j] [, vp] }.
+ *
+ * @example
+ * ```ts
+ * import { type DhPublicKeyInfo, OID_DH_PUBLIC_NUMBER } from "./dh.ts";
+ * const hasSubgroupOrder = (info: DhPublicKeyInfo) => info.algorithm === OID_DH_PUBLIC_NUMBER;
+ * ```
+ */
 export const OID_DH_PUBLIC_NUMBER = "1.2.840.10046.2.1";
 
 function bitLength(n: bigint): number {
@@ -476,7 +513,18 @@ export function encodePublicKeyPem(group: DhGroup, y: bigint): string {
   return pemEncode("PUBLIC KEY", encodePublicKeyDer(group, y));
 }
 
-/** What a DH SubjectPublicKeyInfo says, before any check against our group. */
+/**
+ * What a DH SubjectPublicKeyInfo says, before any check against our group.
+ *
+ * @example
+ * ```ts
+ * import { type DhPublicKeyInfo, encodePublicKeyDer, parseDhParamsPem } from "./dh.ts";
+ * import { parsePublicKeyInfo } from "./dh.ts";
+ * const group = parseDhParamsPem(await Deno.readTextFile("dhparam4096.pem"));
+ * const info: DhPublicKeyInfo = parsePublicKeyInfo(encodePublicKeyDer(group, 2n));
+ * info.q; // undefined: we emit the PKCS#3 form, which has no q
+ * ```
+ */
 export interface DhPublicKeyInfo {
   readonly algorithm: typeof OID_DH_KEY_AGREEMENT | typeof OID_DH_PUBLIC_NUMBER;
   readonly p: bigint;
