@@ -18,69 +18,35 @@ import assert from "node:assert/strict";
 import denoJson from "../deno.json" with { type: "json" };
 import { compileArgs, explainCompileFailure } from "../scripts/compile.ts";
 import { freePort, mosquittoSkipReason, startMosquitto } from "./support/mosquitto.ts";
-import { ROOT, spawnPeer, taskCommand } from "./support/processes.ts";
+import { runPeer, type RunResult, runTask, spawnPeer } from "./support/processes.ts";
 import { makeTlsFixture, opensslSkipReason } from "./support/tls.ts";
 
 const TARGET = Deno.build.target;
 const BINARIES = ["secure_mqtt_client", "secure_mqtt_responder"] as const;
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-  ms: number;
-}
-
-/**
- * deno warns about deno.json on stderr before our script runs; not our output, so dropped
- * before counting our lines.
- */
+/** The non-empty lines of a stderr. */
 function ourLines(stderr: string): string[] {
-  return stderr
-    .replace(/^.*Warning.*"exports" field.*\n\s+at file:.*deno\.json\n/gm, "")
-    .trimEnd()
-    .split("\n")
-    .filter((line) => line !== "");
+  return stderr.trimEnd().split("\n").filter((line) => line !== "");
 }
 
 /**
  * Runs the `compile` task's command (its own permissions) with `args`. `env` entries set to
  * `undefined` are removed, so a DENORT_BIN in the caller's environment cannot leak in.
  */
-async function runCompile(
+function runCompile(
   args: string[],
   env: Record<string, string | undefined> = {},
-): Promise<Run> {
-  const [, ...taskArgs] = taskCommand("compile");
-  const merged: Record<string, string | undefined> = {
-    ...Deno.env.toObject(),
-    DENORT_BIN: undefined,
-    NO_COLOR: "1",
-    ...env,
-  };
-  const started = performance.now();
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: [...taskArgs, ...args],
-    cwd: ROOT,
-    clearEnv: true,
-    env: Object.fromEntries(
-      Object.entries(merged).filter((e): e is [string, string] => e[1] !== undefined),
-    ),
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = new TextDecoder();
-  return {
-    code: out.code,
-    stdout: text.decode(out.stdout),
-    stderr: text.decode(out.stderr),
-    ms: performance.now() - started,
-  };
+): Promise<RunResult> {
+  const set = Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined);
+  const unset = Object.keys(env).filter((name) => env[name] === undefined);
+  return runTask("compile", args, {
+    env: Object.fromEntries(set),
+    withoutEnv: ["DENORT_BIN", ...unset],
+  });
 }
 
 /** Exactly one line of ours on stderr, `compile: error: ...`, exit 1, no trace of a stack. */
-function assertOneLineFailure(run: Run, pattern: RegExp): string {
+function assertOneLineFailure(run: RunResult, pattern: RegExp): string {
   const lines = ourLines(run.stderr);
   assert.equal(run.code, 1, `exit code; stderr:\n${run.stderr}`);
   assert.equal(lines.length, 1, `one line on stderr, got:\n${run.stderr}`);
@@ -262,27 +228,12 @@ async function buildRealBinaries(dir: string): Promise<{ skip: string } | { ok: 
 }
 
 /** Runs a binary to completion from `cwd`. */
-async function runBinary(
+function runBinary(
   path: string,
   args: string[],
   options: { cwd: string; env?: Record<string, string> },
-): Promise<Run> {
-  const started = performance.now();
-  const out = await new Deno.Command(path, {
-    args,
-    cwd: options.cwd,
-    env: { NO_COLOR: "1", ...options.env },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = new TextDecoder();
-  return {
-    code: out.code,
-    stdout: text.decode(out.stdout),
-    stderr: text.decode(out.stderr),
-    ms: performance.now() - started,
-  };
+): Promise<RunResult> {
+  return runPeer(path, args, options);
 }
 
 Deno.test({

@@ -293,9 +293,14 @@ function tail(text: string): string {
  * ```
  */
 export function spawnTask(task: string, args: string[], options: SpawnOptions = {}): Peer {
-  const [deno, ...taskArgs] = taskCommand(task);
+  return spawnPeer(Deno.execPath(), [...denoArgs(task), ...args], options);
+}
+
+/** A task's words after `deno`, to run with this very Deno (`Deno.execPath()`). */
+function denoArgs(task: string): string[] {
+  const [deno, ...args] = taskCommand(task);
   if (deno !== "deno") throw new Error(`task ${task} does not start with "deno": ${deno}`);
-  return spawnPeer(Deno.execPath(), [...taskArgs, ...args], options);
+  return args;
 }
 
 /**
@@ -333,22 +338,22 @@ export interface RunResult {
 }
 
 /**
- * Runs a deno.json task ({@linkcode spawnTask}) to completion; SIGKILLs it after `timeoutMs`
+ * Runs `cmd args` ({@linkcode spawnPeer}) to completion; SIGKILLs it after `timeoutMs`
  * (default 60 s) so that a hang fails the test instead of stalling the suite.
  *
  * @example
  * ```ts
- * import { runTask } from "./processes.ts";
- * const { code, stdout } = await runTask("client", ["--help"]);
+ * import { runPeer } from "./processes.ts";
+ * const { code, stdout } = await runPeer("echo", ["hi"]); // 0, "hi\n"
  * ```
  */
-export async function runTask(
-  task: string,
+export async function runPeer(
+  cmd: string,
   args: string[],
   options: SpawnOptions & { timeoutMs?: number } = {},
 ): Promise<RunResult> {
   const started = performance.now();
-  const run = spawnTask(task, args, options);
+  const run = spawnPeer(cmd, args, options);
   const timer = setTimeout(() => run.kill("SIGKILL"), options.timeoutMs ?? 60_000);
   const { code } = await run.status;
   clearTimeout(timer);
@@ -358,4 +363,22 @@ export async function runTask(
     stderr: run.stderrText(),
     ms: performance.now() - started,
   };
+}
+
+/**
+ * Runs a deno.json task to completion, with its exact permission flags (as
+ * {@linkcode spawnTask}); see {@linkcode runPeer} for the timeout.
+ *
+ * @example
+ * ```ts
+ * import { runTask } from "./processes.ts";
+ * const { code, stdout } = await runTask("client", ["--help"]);
+ * ```
+ */
+export function runTask(
+  task: string,
+  args: string[],
+  options: SpawnOptions & { timeoutMs?: number } = {},
+): Promise<RunResult> {
+  return runPeer(Deno.execPath(), [...denoArgs(task), ...args], options);
 }
