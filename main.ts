@@ -27,6 +27,7 @@ import { ClientError, requestTransform } from "./lib/client.ts";
 import {
   type Action,
   ACTIONS,
+  decodeUtf8,
   isAction,
   loadLabGroup,
   MAX_MESSAGE_BYTES,
@@ -152,12 +153,12 @@ async function readStdin(): Promise<string> {
   const bytes = new Uint8Array(size);
   let at = 0;
   for (const c of chunks) bytes.set(c, at), at += c.length;
-  try {
-    // Kept exact, trailing newline included, as mosquitto_pub -s sends it.
-    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
-  } catch {
+  // Kept exact, trailing newline included, as mosquitto_pub -s sends it.
+  const message = decodeUtf8(bytes);
+  if (message === undefined) {
     throw new UsageError("argument message: standard input is not valid UTF-8");
   }
+  return message;
 }
 
 if (import.meta.main) Deno.exit(await main(Deno.args).catch((e) => reportInternalError(NAME, e)));

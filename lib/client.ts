@@ -30,6 +30,7 @@ import { Timer } from "./timer.ts";
 import {
   type Action,
   agreeFernet,
+  decodeUtf8,
   KEY_EXCHANGE,
   MAX_PUBLIC_KEY_PEM_BYTES,
   requestTopic,
@@ -252,19 +253,15 @@ function decodePem(payload: Uint8Array): string {
   if (payload.length > MAX_PUBLIC_KEY_PEM_BYTES) {
     throw new ClientError(`peer public key is malformed: ${payload.length} bytes is too long`);
   }
-  try {
-    return new TextDecoder("utf-8", { fatal: true }).decode(payload);
-  } catch {
-    throw new ClientError("peer public key is malformed: not UTF-8 text");
-  }
+  const pem = decodeUtf8(payload);
+  if (pem === undefined) throw new ClientError("peer public key is malformed: not UTF-8 text");
+  return pem;
 }
 
 function decodeAnswer(plain: Uint8Array): string {
-  try {
-    return new TextDecoder("utf-8", { fatal: true }).decode(plain);
-  } catch {
-    throw new ClientError("the responder's answer is not valid UTF-8");
-  }
+  const answer = decodeUtf8(plain);
+  if (answer === undefined) throw new ClientError("the responder's answer is not valid UTF-8");
+  return answer;
 }
 
 /**

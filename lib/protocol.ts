@@ -191,6 +191,29 @@ export function parseRequestTopic(topic: string): RequestTopic | undefined {
   return { kind: "action", netid, action };
 }
 
+let strictUtf8: TextDecoder | undefined;
+
+/**
+ * Decodes UTF-8 strictly: `undefined` for bytes that are not valid UTF-8. Every text in the
+ * protocol (PEM keys, messages, answers) is UTF-8, and a replacement character would silently
+ * change a message instead of refusing it.
+ *
+ * @example
+ * ```ts
+ * import { decodeUtf8 } from "./protocol.ts";
+ * decodeUtf8(new Uint8Array([0x68, 0x69])); // "hi"
+ * decodeUtf8(new Uint8Array([0xff])); // undefined
+ * ```
+ */
+export function decodeUtf8(bytes: Uint8Array): string | undefined {
+  strictUtf8 ??= new TextDecoder("utf-8", { fatal: true });
+  try {
+    return strictUtf8.decode(bytes);
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * A source of uniform integers in `[0, n)`; tests pass a seeded one.
  *

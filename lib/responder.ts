@@ -39,6 +39,7 @@ import {
   type Action,
   agreeFernet,
   applyAction,
+  decodeUtf8,
   isAction,
   KEY_EXCHANGE,
   MAX_MESSAGE_BYTES,
@@ -567,12 +568,8 @@ export class Responder implements AsyncDisposable {
           `${MAX_PUBLIC_KEY_PEM_BYTES}-byte limit`,
       );
     }
-    let pem: string;
-    try {
-      pem = new TextDecoder("utf-8", { fatal: true }).decode(message.payload);
-    } catch {
-      return this.#drop(`key exchange for ${who} dropped: not UTF-8 text`);
-    }
+    const pem = decodeUtf8(message.payload);
+    if (pem === undefined) return this.#drop(`key exchange for ${who} dropped: not UTF-8 text`);
     try {
       // Checked now (cheap: no exponentiation) so the queue holds only keys worth the work.
       decodePublicKeyPem(this.#options.group, pem);
@@ -713,10 +710,8 @@ export class Responder implements AsyncDisposable {
           `${MAX_MESSAGE_BYTES}-byte limit`,
       );
     }
-    let text: string;
-    try {
-      text = new TextDecoder("utf-8", { fatal: true }).decode(plain);
-    } catch {
+    const text = decodeUtf8(plain);
+    if (text === undefined) {
       return this.#drop(`${action} request for ${who} dropped: message is not UTF-8`);
     }
     const answer = await session.fernet.encrypt(applyAction(action, text));

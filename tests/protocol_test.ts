@@ -9,6 +9,7 @@ import {
   agreeFernet,
   applyAction,
   cryptoRandomInt,
+  decodeUtf8,
   isAction,
   loadLabGroup,
   parseRequestTopic,
@@ -130,4 +131,12 @@ Deno.test("agreeFernet: both ends of one exchange get the same key", async () =>
   const fb = await agreeFernet(group, b, encodePublicKeyPem(group, a.publicKey));
   const token = await fa.encrypt("hello");
   assert.equal(new TextDecoder().decode(await fb.decrypt(token)), "hello");
+});
+
+Deno.test("decodeUtf8 is strict: invalid bytes are refused, not replaced", () => {
+  assert.equal(decodeUtf8(new TextEncoder().encode("héllo 🚀")), "héllo 🚀");
+  assert.equal(decodeUtf8(new Uint8Array()), "");
+  for (const bad of [[0xff], [0xc3], [0xed, 0xa0, 0x80], [0xe2, 0x82]]) {
+    assert.equal(decodeUtf8(new Uint8Array(bad)), undefined, JSON.stringify(bad));
+  }
 });
