@@ -18,6 +18,7 @@ import {
 } from "../lib/mqtt.ts";
 import { encodePublish, PacketType } from "../lib/mqtt/packet.ts";
 import { freePort, mosquittoSkipReason, startMosquitto } from "./support/mosquitto.ts";
+import { makeTlsFixture, opensslSkipReason } from "./support/tls.ts";
 
 const ignore = mosquittoSkipReason() !== undefined;
 const encoder = new TextEncoder();
@@ -109,60 +110,6 @@ async function run(cmd: string, args: string[], cwd?: string): Promise<void> {
   if (!out.success) {
     throw new Error(`${cmd} ${args.join(" ")} failed: ${new TextDecoder().decode(out.stderr)}`);
   }
-}
-
-/** A throwaway CA and a server certificate for 127.0.0.1 and localhost, signed by it. */
-async function makeCertificates(dir: string, name = "ca"): Promise<void> {
-  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-  await run("openssl", [
-    "req",
-    "-x509",
-    ...ec,
-    "-keyout",
-    `${name}.key`,
-    "-out",
-    `${name}.pem`,
-    "-days",
-    "2",
-    "-subj",
-    `/CN=throwaway test ${name}`,
-    "-addext",
-    "basicConstraints=critical,CA:TRUE",
-    "-addext",
-    "keyUsage=critical,keyCertSign,cRLSign",
-  ], dir);
-  await run("openssl", [
-    "req",
-    ...ec,
-    "-keyout",
-    "server.key",
-    "-out",
-    "server.csr",
-    "-subj",
-    "/CN=127.0.0.1",
-  ], dir);
-  await Deno.writeTextFile(
-    `${dir}/server.ext`,
-    "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n" +
-      "keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
-  );
-  await run("openssl", [
-    "x509",
-    "-req",
-    "-in",
-    "server.csr",
-    "-CA",
-    `${name}.pem`,
-    "-CAkey",
-    `${name}.key`,
-    "-CAcreateserial",
-    "-out",
-    "server.pem",
-    "-days",
-    "2",
-    "-extfile",
-    "server.ext",
-  ], dir);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -497,46 +444,36 @@ Deno.test({
 
 Deno.test({
   name: "mosquitto: TLS with our CA succeeds (IP and host name); another CA fails",
-  ignore,
+  ignore: ignore || opensslSkipReason() !== undefined,
   async fn() {
-    const dir = await Deno.makeTempDir({ prefix: "mqtt-tls-" });
-    const otherDir = await Deno.makeTempDir({ prefix: "mqtt-tls-other-" });
-    try {
-      await makeCertificates(dir);
-      await makeCertificates(otherDir, "other");
-      await using broker = await startMosquitto({
-        listenerConfig: `certfile ${dir}/server.pem\nkeyfile ${dir}/server.key`,
-      });
-      const ca = await Deno.readTextFile(`${dir}/ca.pem`);
-      const other = await Deno.readTextFile(`${otherDir}/other.pem`);
+    await using pki = await makeTlsFixture();
+    await using broker = await startMosquitto({ listenerConfig: pki.mosquittoListenerConfig });
+    const ca = await Deno.readTextFile(pki.caFile);
+    const other = await Deno.readTextFile(pki.otherCaFile);
 
-      for (const host of ["127.0.0.1", "localhost"]) {
-        const inbox = new Inbox();
-        const client = await MqttClient.connect(
-          options(broker, { host, tls: true, caCerts: [ca], onMessage: inbox.onMessage }),
-        );
-        await client.subscribe(["tls/x"], 1);
-        await client.publish("tls/x", new Uint8Array([0, 1, 2]), { qos: 1 });
-        assert.deepEqual((await inbox.next()).payload, new Uint8Array([0, 1, 2]));
-        await client.close();
-        assert.equal(await within(client.closed), undefined);
-      }
-
-      await assertMqttError(
-        MqttClient.connect(options(broker, { tls: true, caCerts: [other] })),
-        new RegExp(`^TLS handshake with 127\\.0\\.0\\.1:${broker.port} failed: \\S`),
-        "tls",
+    for (const host of ["127.0.0.1", "localhost"]) {
+      const inbox = new Inbox();
+      const client = await MqttClient.connect(
+        options(broker, { host, tls: true, caCerts: [ca], onMessage: inbox.onMessage }),
       );
-      // No extra CA at all: the throwaway CA is not a public root.
-      await assertMqttError(
-        MqttClient.connect(options(broker, { tls: true })),
-        /^TLS handshake with .* failed/,
-        "tls",
-      );
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-      await Deno.remove(otherDir, { recursive: true });
+      await client.subscribe(["tls/x"], 1);
+      await client.publish("tls/x", new Uint8Array([0, 1, 2]), { qos: 1 });
+      assert.deepEqual((await inbox.next()).payload, new Uint8Array([0, 1, 2]));
+      await client.close();
+      assert.equal(await within(client.closed), undefined);
     }
+
+    await assertMqttError(
+      MqttClient.connect(options(broker, { tls: true, caCerts: [other] })),
+      new RegExp(`^TLS handshake with 127\\.0\\.0\\.1:${broker.port} failed: \\S`),
+      "tls",
+    );
+    // No extra CA at all: the throwaway CA is not a public root.
+    await assertMqttError(
+      MqttClient.connect(options(broker, { tls: true })),
+      /^TLS handshake with .* failed/,
+      "tls",
+    );
   },
 });
 
