@@ -22,6 +22,7 @@ import {
   encodePublicKeyPem,
   generateKeyPair,
   publicKeyFingerprint,
+  warmUp,
 } from "./crypto/dh.ts";
 import { type Fernet, InvalidToken } from "./crypto/fernet.ts";
 import { type Logger, silentLogger } from "./log.ts";
@@ -182,6 +183,9 @@ export async function requestTransform(options: ClientOptions): Promise<string> 
     );
     log.debug(`key exchange request sent on ${requestTopic(netid, KEY_EXCHANGE)} (${ms()})`);
 
+    // The peer's key is some milliseconds away at best (the responder's DH; ~35 ms more behind
+    // a default mosquitto's Nagle): spend them making our own DH warm for it.
+    if (!inbox.has(keyTopic)) warmUp(group);
     const peerMessage = await race(
       inbox.next(keyTopic),
       () =>
@@ -319,6 +323,11 @@ class Inbox {
       if (queue.length >= Inbox.CAP) queue.shift();
       queue.push(message);
     }
+  }
+
+  /** True when something is queued for `topic`. */
+  has(topic: string): boolean {
+    return (this.#queues.get(topic)?.length ?? 0) > 0;
   }
 
   /** Drops what is queued for `topic`. */

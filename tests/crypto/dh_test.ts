@@ -15,6 +15,7 @@ import {
   parsePublicKeyInfo,
   PRIVATE_KEY_BITS,
   publicKeyFingerprint,
+  warmUp,
 } from "../../lib/crypto/dh.ts";
 import {
   encodeBitString,
@@ -389,3 +390,14 @@ print(json.dumps({
     assert.equal(new TextDecoder().decode(await fernet.decrypt(out.token)), "from pyca");
   },
 );
+
+Deno.test("warmUp changes nothing but speed: key agreement still matches the textbook", () => {
+  const a = generateKeyPair(group);
+  warmUp(group);
+  const b = generateKeyPair(group);
+  warmUp(group);
+  const z = computeSharedSecret(group, a.privateKey, b.publicKey);
+  const expected = referencePow(b.publicKey, a.privateKey, group.p);
+  assert.equal(BigInt("0x" + z.toHex()), expected);
+  assert.deepEqual(z, computeSharedSecret(group, b.privateKey, a.publicKey));
+});
