@@ -11,7 +11,13 @@
 
 import assert from "node:assert/strict";
 import { freePort, mosquittoSkipReason, startMosquitto } from "./support/mosquitto.ts";
-import { type Peer, type RunResult, runTask, spawnTask } from "./support/processes.ts";
+import {
+  type Peer,
+  type RunResult,
+  runTask,
+  spawnTask,
+  startResponderTask,
+} from "./support/processes.ts";
 import { makeTlsFixture, opensslSkipReason, type TlsFixture } from "./support/tls.ts";
 
 const MAX_MESSAGE_BYTES = 1024 * 1024; // lib/protocol.ts MAX_MESSAGE_BYTES, restated on purpose
@@ -30,28 +36,16 @@ function runClient(
   return runTask("client", args, { ...options, withoutEnv: ["MQTT_PASSWORD"] });
 }
 
-/** Starts our responder (responder.ts) and waits until it has subscribed. */
-async function startResponder(
+/** Starts our responder (responder.ts) over TLS with the test user's credentials. */
+function startResponder(
   port: number,
   options: { cafile: string; password: string },
 ): Promise<Peer> {
-  const responder = spawnTask("responder", [
-    "--host",
-    "127.0.0.1",
-    "-p",
-    String(port),
-    "--cafile",
-    options.cafile,
-    "--username",
-    USER,
-  ], { env: { MQTT_PASSWORD: options.password } });
-  try {
-    await responder.waitForLine(/subscribed to/);
-  } catch (error) {
-    await responder[Symbol.asyncDispose]();
-    throw error;
-  }
-  return responder;
+  return startResponderTask(
+    { host: "127.0.0.1", port },
+    ["--cafile", options.cafile, "--username", USER],
+    { env: { MQTT_PASSWORD: options.password } },
+  );
 }
 
 /** One line on stderr matching `reason`, nothing on stdout, exit 1, no password anywhere. */

@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { requestTransform } from "../lib/client.ts";
 import { ACTIONS, loadLabGroup } from "../lib/protocol.ts";
 import { mosquittoSkipReason, startMosquitto } from "./support/mosquitto.ts";
-import { spawnTask } from "./support/processes.ts";
+import { spawnTask, startResponderTask } from "./support/processes.ts";
 
 const SESSIONS = 200;
 const SUBPROCESS_CLIENTS = 3;
@@ -36,13 +36,7 @@ Deno.test({
   ignore: mosquittoSkipReason() !== undefined,
   async fn() {
     await using broker = await startMosquitto();
-    await using responder = spawnTask("responder", [
-      "--host",
-      broker.host,
-      "-p",
-      String(broker.port),
-    ]);
-    await responder.waitForLine(/subscribed to/);
+    await using responder = await startResponderTask(broker);
     const group = loadLabGroup();
 
     const started = performance.now();

@@ -33,7 +33,7 @@ import {
   ResponderError,
 } from "../lib/responder.ts";
 import { type Broker, freePort, mosquittoSkipReason, startMosquitto } from "./support/mosquitto.ts";
-import { spawnPeer, spawnTask } from "./support/processes.ts";
+import { spawnPeer, spawnTask, startResponderTask } from "./support/processes.ts";
 import {
   PYTHON,
   pythonPeersSkipReason,
@@ -443,13 +443,7 @@ Deno.test({
     );
     await tap.publish("g-retained/uppercase/request", "stale", true);
 
-    await using responder = spawnTask("responder", [
-      "--host",
-      broker.host,
-      "-p",
-      String(broker.port),
-    ]);
-    await responder.waitForLine(SUBSCRIBED);
+    await using responder = await startResponderTask(broker);
 
     const session = await handshake(tap, "g-session");
     const token = await session.encrypt("a valid request");
@@ -674,13 +668,7 @@ Deno.test({
   ignore: needsBroker,
   async fn() {
     await using broker = await startMosquitto();
-    await using responder = spawnTask("responder", [
-      "--host",
-      broker.host,
-      "-p",
-      String(broker.port),
-    ]);
-    await responder.waitForLine(SUBSCRIBED);
+    await using responder = await startResponderTask(broker);
     const mark = responder.lineCount("stderr");
     await broker.restart();
     await responder.waitForLine(/connection to .* lost|reconnecting in/, { from: mark });

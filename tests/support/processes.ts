@@ -382,3 +382,33 @@ export function runTask(
 ): Promise<RunResult> {
   return runPeer(Deno.execPath(), [...denoArgs(task), ...args], options);
 }
+
+/**
+ * Starts our responder (the `responder` task) against a broker and waits until it has logged
+ * its subscriptions, so that no request can race its SUBSCRIBE. `args` are appended (TLS,
+ * credentials, `-v`).
+ *
+ * @example
+ * ```ts
+ * import { startResponderTask } from "./processes.ts";
+ * await using responder = await startResponderTask({ host: "127.0.0.1", port: 1884 });
+ * ```
+ */
+export async function startResponderTask(
+  broker: { host: string; port: number },
+  args: string[] = [],
+  options: SpawnOptions = {},
+): Promise<Peer> {
+  const responder = spawnTask(
+    "responder",
+    ["--host", broker.host, "-p", String(broker.port), ...args],
+    options,
+  );
+  try {
+    await responder.waitForLine(/subscribed to/);
+  } catch (error) {
+    await responder[Symbol.asyncDispose]();
+    throw error;
+  }
+  return responder;
+}
