@@ -1,41 +1,30 @@
 /**
- * One-command demo: an embedded MQTT broker (aedes, in-process: no mosquitto needed), our
- * responder and our client, all in this process on a free loopback port. Shows the four
- * messages as the broker sees them (topics and ciphertext only), prints the answer, shuts
- * everything down and exits 0.
+ * `deno task demo`: the whole protocol in one process, with nothing to install: an embedded
+ * MQTT broker on a free loopback port, our responder and our client. It shows each message as
+ * the broker sees it (topics and ciphertext only), then the answer.
  *
- * @example
- * ```sh
- * deno task demo
- * deno task demo --action reverse --netid bob "Hello, broker who cannot read this"
- * ```
+ * `deno task demo --mitm`: the same broker turned attacker. It shows the lab protocol fooled
+ * (the broker reads the request and forges the answer), then the authenticated key exchange
+ * stopping it.
+ *
  * @module
  */
 
-import { Aedes, type AedesPublishPacket, type Client } from "aedes";
-import { createServer, type Server } from "node:net";
-import {
-  EXIT_FAILURE,
-  EXIT_USAGE,
-  parseCommandLine,
-  reportInternalError,
-  UsageError,
-  writeAll,
-} from "./lib/cli.ts";
-import { ClientError, requestTransform } from "./lib/client.ts";
+import { type Action, ACTIONS, isAction } from "./lib/actions.ts";
+import { parseArguments, UsageError } from "./lib/cli/args.ts";
+import { printOut, runCommand } from "./lib/cli/command.ts";
+import type { BrokerOptions } from "./lib/broker.ts";
+import { ClientError, requestTransform, UnauthenticatedError } from "./lib/client.ts";
+import type { DhGroup } from "./lib/crypto/dh.ts";
+import { Identity } from "./lib/identity.ts";
 import type { Logger } from "./lib/log.ts";
-import {
-  type Action,
-  ACTIONS,
-  isAction,
-  loadLabGroup,
-  MAX_MESSAGE_BYTES,
-  topicLevelProblem,
-} from "./lib/protocol.ts";
+import { loadLabGroup, MAX_MESSAGE_BYTES, topicLevelProblem } from "./lib/protocol.ts";
 import { Responder, ResponderError } from "./lib/responder.ts";
+import { type Interceptor, startEmbeddedBroker } from "./demo/embedded_broker.ts";
+import { manInTheMiddle } from "./demo/mitm.ts";
 
 const NAME = "demo";
-const USAGE = `usage: deno task demo [-h] [-a ACTION] [-n NETID] [message]`;
+const USAGE = `usage: deno task demo [-h] [--mitm] [-a ACTION] [-n NETID] [message]`;
 const HELP = `${USAGE}
 
 Runs the whole protocol in one process: an embedded MQTT broker (aedes) on a free loopback
@@ -46,49 +35,158 @@ positional arguments:
 
 options:
   -h, --help            show this help message and exit
+  --mitm                make the broker a man in the middle: first against the lab protocol,
+                        then against a client that trusts the responder's identity
   -a, --action ACTION   one of: ${ACTIONS.join(", ")} (default: uppercase)
   -n, --netid NETID     the client's network ID (default: demo)
 `;
 
 const OPTIONS = {
   help: { type: "boolean", short: "h" },
+  mitm: { type: "boolean" },
   action: { type: "string", short: "a" },
   netid: { type: "string", short: "n" },
 } as const;
 
-const HOST = "127.0.0.1";
 const TIMEOUT_MS = 15_000;
+// How long the trusting client waits for a signed exchange before it gives up, in part 2.
+const TRUSTING_TIMEOUT_MS = 3_000;
 
-function parse(args: string[]) {
-  const { values, positionals } = parseCommandLine(args, { options: OPTIONS });
-  if (values.help) return "help" as const;
+interface Request {
+  action: Action;
+  netid: string;
+  message: string;
+}
+
+async function main(args: string[]): Promise<number> {
+  const { values, positionals } = parseArguments(args, OPTIONS);
+  if (values.help) return printOut(HELP), 0;
   if (positionals.length > 1) {
     throw new UsageError(
       `unrecognized arguments: ${positionals.slice(1).join(" ")} (quote a message with spaces)`,
     );
   }
-  const action = (values.action as string | undefined) ?? "uppercase";
+  const action = values.action ?? "uppercase";
   if (!isAction(action)) {
     throw new UsageError(
       `argument -a/--action: invalid choice '${action}' (choose from ${ACTIONS.join(", ")})`,
     );
   }
-  const netid = (values.netid as string | undefined) ?? "demo";
+  const netid = values.netid ?? "demo";
   const problem = topicLevelProblem(netid);
   if (problem) throw new UsageError(`argument -n/--netid: ${problem}`);
   const message = positionals[0] ?? "Hello, secure MQTT!";
   if (new TextEncoder().encode(message).length > MAX_MESSAGE_BYTES) {
     throw new UsageError(`argument message: over the ${MAX_MESSAGE_BYTES}-byte limit`);
   }
-  return { action: action as Action, netid, message };
+  const request = { action, netid, message };
+  return values.mitm ? await attack(request) : await show(request);
+}
+
+async function show(request: Request): Promise<number> {
+  let seen = 0;
+  const watch: Interceptor = (topic, payload) => {
+    say(`  broker sees [${++seen}] ${topic.padEnd(34)} ${preview(payload)}`);
+    return undefined;
+  };
+  await using broker = await startEmbeddedBroker({ interceptor: watch });
+  say(`broker: aedes, embedded, listening on ${broker.host}:${broker.port}`);
+  const where: BrokerOptions = { transport: "mqtt", host: broker.host, port: broker.port };
+  const group = loadLabGroup();
+  await using _responder = await Responder.start({
+    broker: where,
+    group,
+    logger: indented("responder"),
+  });
+  say(`client: ${request.netid} asks for ${request.action} of ${JSON.stringify(request.message)}`);
+  const answer = await requestTransform({
+    broker: where,
+    group,
+    ...request,
+    timeoutMs: TIMEOUT_MS,
+    logger: indented("client"),
+  });
+  say(`answer: ${answer}`);
+  say(
+    `the broker relayed ${seen} messages and saw topics, public keys and ciphertext only: ` +
+      "never the message, the answer or the shared key",
+  );
+  return 0;
+}
+
+async function attack(request: Request): Promise<number> {
+  const group = loadLabGroup();
+  const forge = (answer: string) => `${answer} (and the broker says hello)`;
+
+  say("1. The lab protocol, through a broker that is a man in the middle");
+  const fooled = await attackOnce(group, request, forge, undefined);
+  const wasFooled = fooled.answer !== undefined && fooled.read > 0;
+  say(
+    wasFooled
+      ? `   client: printed ${JSON.stringify(fooled.answer)} and exited 0: fooled, and the ` +
+        `broker read the request`
+      : `   client: ${fooled.error ?? "no answer"} (the attack did not work as it should)`,
+  );
+
+  const { identity } = await Identity.generate();
+  say("");
+  say(`2. The same, with the responder's identity and --trust ${identity.fingerprint}`);
+  const stopped = await attackOnce(group, request, forge, identity);
+  const wasStopped = stopped.refusedAsManInTheMiddle && stopped.read === 0;
+  say(
+    stopped.error
+      ? `   client: exited 1: secure_mqtt_client: error: ${stopped.error}`
+      : `   client: printed ${JSON.stringify(stopped.answer)} (it should have refused)`,
+  );
+  say(`   the broker read ${stopped.read} requests: it learned nothing it can use`);
+  say("");
+  say(
+    "What made the difference: the responder signed its key exchange with a key the broker " +
+      "does not have, and the client accepted only an exchange signed by the identity it " +
+      "trusts, so the broker's substituted keys were refused before any message was sent.",
+  );
+  return wasFooled && wasStopped ? 0 : 1;
+}
+
+async function attackOnce(
+  group: DhGroup,
+  request: Request,
+  forge: (answer: string) => string,
+  identity: Identity | undefined,
+): Promise<{ answer?: string; error?: string; refusedAsManInTheMiddle?: boolean; read: number }> {
+  const mitm = manInTheMiddle(group, (line) => say(`   broker (attacker): ${line}`), forge);
+  await using broker = await startEmbeddedBroker({ interceptor: mitm });
+  const where: BrokerOptions = { transport: "mqtt", host: broker.host, port: broker.port };
+  await using _responder = await Responder.start({
+    broker: where,
+    group,
+    identity,
+    logger: quiet,
+  });
+  try {
+    const answer = await requestTransform({
+      broker: where,
+      group,
+      ...request,
+      trust: identity ? [identity.fingerprint] : [],
+      timeoutMs: identity ? TRUSTING_TIMEOUT_MS : TIMEOUT_MS,
+    });
+    return { answer, read: mitm.requestsRead() };
+  } catch (error) {
+    if (!(error instanceof ClientError)) throw error;
+    const refusedAsManInTheMiddle = error instanceof UnauthenticatedError && error.manInTheMiddle;
+    return { error: error.message, refusedAsManInTheMiddle, read: mitm.requestsRead() };
+  }
 }
 
 function say(line: string): void {
-  writeAll(Deno.stdout, `${line}\n`);
+  printOut(`${line}\n`);
 }
 
-/** Info lines of the library, indented under the demo's own. */
-function demoLogger(who: string): Logger {
+const quiet: Logger = { debug() {}, info() {}, warn() {} };
+
+/** The library's info lines, indented under the demo's own. */
+function indented(who: string): Logger {
   return {
     debug() {},
     info: (m) => say(`  ${who}: ${m}`),
@@ -111,89 +209,12 @@ function preview(payload: Uint8Array): string {
   return `${size.padStart(8)}  ${isKey ? "public key (PEM)" : "Fernet token"} ${shown}`;
 }
 
-async function startBroker(): Promise<{ broker: Aedes; server: Server; port: number }> {
-  const broker = await Aedes.createBroker();
-  // No Nagle on the broker's sockets: with it, a small PUBACK still waiting for its TCP ACK
-  // holds back the next PUBLISH to the same client until the peer's delayed ACK (~40 ms).
-  const server = createServer((socket) => {
-    socket.setNoDelay(true);
-    broker.handle(socket);
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(0, HOST, () => resolve());
-  });
-  const address = server.address();
-  if (address === null || typeof address === "string") throw new Error("no port assigned");
-  return { broker, server, port: address.port };
-}
-
-async function stopBroker(broker: Aedes, server: Server): Promise<void> {
-  await new Promise<void>((resolve) => broker.close(() => resolve()));
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-}
-
-async function main(args: string[]): Promise<number> {
-  let request;
-  try {
-    request = parse(args);
-  } catch (error) {
-    if (!(error instanceof UsageError)) throw error;
-    writeAll(Deno.stderr, `${NAME}: error: ${error.message}\n${USAGE}\n`);
-    return EXIT_USAGE;
-  }
-  if (request === "help") return say(HELP.trimEnd()), 0;
-
-  const group = loadLabGroup();
-  const { broker, server, port } = await startBroker();
-  say(`broker: aedes, embedded, listening on ${HOST}:${port}`);
-  let seen = 0;
-  broker.on("publish", (packet: AedesPublishPacket, client: Client | null) => {
-    // Client-less publishes are the broker's own ($SYS heartbeats), not protocol traffic.
-    if (client === null || packet.topic.startsWith("$SYS/")) return;
-    const payload = typeof packet.payload === "string"
-      ? new TextEncoder().encode(packet.payload)
-      : new Uint8Array(packet.payload);
-    say(`  broker sees [${++seen}] ${packet.topic.padEnd(34)} ${preview(payload)}`);
-  });
-
-  let responder: Responder | undefined;
-  try {
-    responder = await Responder.start({ host: HOST, port, group, logger: demoLogger("responder") });
-    say(
-      `client: ${request.netid} asks for ${request.action} of ${JSON.stringify(request.message)}`,
-    );
-    const answer = await requestTransform({
-      host: HOST,
-      port,
-      group,
-      netid: request.netid,
-      action: request.action,
-      message: request.message,
-      timeoutMs: TIMEOUT_MS,
-      logger: demoLogger("client"),
-    });
-    say(`answer: ${answer}`);
-    say(
-      `the broker relayed ${seen} messages and saw topics, public keys and ciphertext only: ` +
-        "never the message, the answer or the shared key",
-    );
-    return 0;
-  } catch (error) {
-    if (error instanceof ClientError || error instanceof ResponderError) {
-      writeAll(Deno.stderr, `${NAME}: error: ${error.message}\n`);
-      return EXIT_FAILURE;
-    }
-    throw error;
-  } finally {
-    await responder?.stop();
-    await stopBroker(broker, server);
-  }
-}
-
 if (import.meta.main) {
-  // No Deno.exit on success: the process ending by itself shows that the broker, the responder
-  // and the client left nothing running (the demo test relies on it).
-  const code = await main(Deno.args).catch((e) => reportInternalError(NAME, e));
+  const code = await runCommand(
+    { name: NAME, usage: USAGE, failures: [ClientError, ResponderError], main },
+    Deno.args,
+  );
+  // No Deno.exit on success: the process ending by itself shows that the broker, the
+  // responder and the client left nothing running.
   if (code !== 0) Deno.exit(code);
 }

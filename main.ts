@@ -1,42 +1,26 @@
 /**
  * `secure_mqtt_client`: ask a responding client, through an MQTT broker it does not trust, to
- * transform a text, end-to-end encrypted. Thin entry point: parse the command line, call
- * {@linkcode requestTransform}, map errors to exit codes (2 usage, 1 runtime failure).
+ * transform a text, end-to-end encrypted. Parses the command line, calls
+ * {@linkcode requestTransform}, prints the answer.
  *
- * @example
- * ```sh
- * deno task client alice uppercase "hello world"
- * ```
  * @module
  */
 
-import {
-  BROKER_OPTIONS,
-  BROKER_OPTIONS_HELP,
-  brokerSettings,
-  EXIT_FAILURE,
-  EXIT_USAGE,
-  parseCommandLine,
-  reportInternalError,
-  stderrLogger,
-  UsageError,
-  VERSION,
-  writeAll,
-} from "./lib/cli.ts";
+import { type Action, ACTIONS, isAction } from "./lib/actions.ts";
+import { parseArguments, UsageError } from "./lib/cli/args.ts";
+import { BROKER_OPTIONS, BROKER_OPTIONS_HELP, brokerFromArgs } from "./lib/cli/broker_args.ts";
+import { printOut, runCommand } from "./lib/cli/command.ts";
 import { ClientError, requestTransform } from "./lib/client.ts";
-import {
-  type Action,
-  ACTIONS,
-  decodeUtf8,
-  isAction,
-  loadLabGroup,
-  MAX_MESSAGE_BYTES,
-  topicLevelProblem,
-} from "./lib/protocol.ts";
+import { FingerprintError, parseFingerprint } from "./lib/identity.ts";
+import { stderrLogger } from "./lib/log.ts";
+import { loadLabGroup, MAX_MESSAGE_BYTES, topicLevelProblem } from "./lib/protocol.ts";
+import { decodeUtf8 } from "./lib/utf8.ts";
+import denoJson from "./deno.json" with { type: "json" };
 
 const NAME = "secure_mqtt_client";
-const USAGE = `usage: ${NAME} [-h] [-p PORT] [--host HOST] [-v] [--timeout SECONDS] ` +
-  `[--tls] [--cafile FILE] [--username USER] [--version] netid action message`;
+const USAGE = `usage: ${NAME} [-h] [-p PORT] [--host HOST] [-v] [--timeout SECONDS] [--url URL] ` +
+  `[--tls] [--cafile FILE] [--username USER] [--trust FINGERPRINT] [--version] ` +
+  `netid action message`;
 const HELP = `${USAGE}
 
 End-to-end encrypted request/response over MQTT: agrees a key with a responding client by
@@ -52,53 +36,37 @@ positional arguments:
 options:
 ${BROKER_OPTIONS_HELP}
   --timeout SECONDS     deadline for the whole exchange (default: 10)
+  --trust FINGERPRINT   accept only a key exchange signed by the responder identity with
+                        this fingerprint (SHA256:<64 hex digits>, as the responder's operator
+                        publishes it); may be given more than once
 
 exit status: 0 answer printed, 1 runtime failure (reason on stderr), 2 usage error
 `;
 
-const OPTIONS = { ...BROKER_OPTIONS, timeout: { type: "string" } } as const;
+const OPTIONS = {
+  ...BROKER_OPTIONS,
+  timeout: { type: "string" },
+  trust: { type: "string", multiple: true },
+} as const;
 
 async function main(args: string[]): Promise<number> {
-  let request;
-  try {
-    request = await parseRequest(args);
-  } catch (error) {
-    if (!(error instanceof UsageError)) throw error;
-    writeAll(Deno.stderr, `${NAME}: error: ${error.message}\n${USAGE}\n`);
-    return EXIT_USAGE;
-  }
-  if (request === "help") return writeAll(Deno.stdout, HELP), 0;
-  if (request === "version") return writeAll(Deno.stdout, `${NAME} ${VERSION}\n`), 0;
+  const { values, positionals } = parseArguments(
+    args,
+    OPTIONS,
+    "to pass a message that starts with '-', put -- before it",
+  );
+  if (values.help) return printOut(HELP), 0;
+  if (values.version) return printOut(`${NAME} ${denoJson.version}\n`), 0;
 
-  const logger = stderrLogger(NAME, request.verbose);
-  try {
-    const answer = await requestTransform({ ...request, group: loadLabGroup(), logger });
-    writeAll(Deno.stdout, `${answer}\n`);
-    return 0;
-  } catch (error) {
-    if (!(error instanceof ClientError)) throw error;
-    writeAll(Deno.stderr, `${NAME}: error: ${error.message}\n`);
-    return EXIT_FAILURE;
-  }
-}
-
-async function parseRequest(args: string[]) {
-  const { values, positionals } = parseCommandLine(args, {
-    options: OPTIONS,
-    unknownOptionHint: "to pass a message that starts with '-', put -- before it",
-  });
-  if (values.help) return "help" as const;
-  if (values.version) return "version" as const;
   const names = ["netid", "action", "message"];
   if (positionals.length < names.length) {
-    throw new UsageError(
-      `the following arguments are required: ${names.slice(positionals.length).join(", ")}`,
-    );
+    const missing = names.slice(positionals.length).join(", ");
+    throw new UsageError(`the following arguments are required: ${missing}`);
   }
   if (positionals.length > names.length) {
     throw new UsageError(`unrecognized arguments: ${positionals.slice(names.length).join(" ")}`);
   }
-  const [netid, action, rawMessage] = positionals;
+  const [netid, action, text] = positionals;
   const netidProblem = topicLevelProblem(netid);
   if (netidProblem) throw new UsageError(`argument netid: ${netidProblem}`);
   if (!isAction(action)) {
@@ -106,23 +74,29 @@ async function parseRequest(args: string[]) {
       `argument action: invalid choice '${action}' (choose from ${ACTIONS.join(", ")})`,
     );
   }
-  const timeout = parseTimeout(values.timeout as string | undefined);
-  const broker = brokerSettings(values);
-  const message = rawMessage === "-" ? await readStdin() : rawMessage;
+  const timeoutMs = parseTimeout(values.timeout) * 1000;
+  const trust = (values.trust ?? []).map(parseTrust);
+  const broker = brokerFromArgs(values);
+  const message = text === "-" ? await readStdin() : text;
   const size = new TextEncoder().encode(message).length;
   if (size > MAX_MESSAGE_BYTES) {
     throw new UsageError(
       `argument message: ${size} bytes is over the ${MAX_MESSAGE_BYTES}-byte limit`,
     );
   }
-  return {
-    ...broker,
+
+  const answer = await requestTransform({
+    broker,
     netid,
-    action: action as Action,
+    action: action satisfies Action,
     message,
-    timeoutMs: timeout * 1000,
-    verbose: values.verbose === true,
-  };
+    timeoutMs,
+    trust,
+    group: loadLabGroup(),
+    logger: stderrLogger(NAME, values.verbose === true),
+  });
+  printOut(`${answer}\n`);
+  return 0;
 }
 
 /** Seconds as plain decimals (no hex, exponents or spaces), more than 0 and at most a day. */
@@ -137,9 +111,18 @@ function parseTimeout(text: string | undefined): number {
   return seconds;
 }
 
-/** Reads all of stdin as UTF-8, stopping early once it is over the size cap. */
+function parseTrust(text: string): string {
+  try {
+    return parseFingerprint(text);
+  } catch (error) {
+    if (!(error instanceof FingerprintError)) throw error;
+    throw new UsageError(`argument --trust: ${error.message}`, { cause: error });
+  }
+}
+
+/** All of stdin as UTF-8, kept exact (a trailing newline too, as mosquitto_pub -s sends it). */
 async function readStdin(): Promise<string> {
-  const chunks: Uint8Array[] = [];
+  const chunks: Uint8Array<ArrayBuffer>[] = [];
   let size = 0;
   for await (const chunk of Deno.stdin.readable) {
     chunks.push(chunk);
@@ -150,15 +133,15 @@ async function readStdin(): Promise<string> {
       );
     }
   }
-  const bytes = new Uint8Array(size);
-  let at = 0;
-  for (const c of chunks) bytes.set(c, at), at += c.length;
-  // Kept exact, trailing newline included, as mosquitto_pub -s sends it.
-  const message = decodeUtf8(bytes);
+  const message = decodeUtf8(await new Blob(chunks).bytes());
   if (message === undefined) {
     throw new UsageError("argument message: standard input is not valid UTF-8");
   }
   return message;
 }
 
-if (import.meta.main) Deno.exit(await main(Deno.args).catch((e) => reportInternalError(NAME, e)));
+if (import.meta.main) {
+  Deno.exit(
+    await runCommand({ name: NAME, usage: USAGE, failures: [ClientError], main }, Deno.args),
+  );
+}

@@ -1,343 +1,490 @@
 /**
- * One client session: agree a key with a responder over MQTT and have it transform a text.
- * Throws {@linkcode ClientError} with a one-line reason on every runtime failure; never prints
- * (lines go to the given logger) and never exits.
+ * One client session (docs/protocol.md): agree a key with a responder through the broker, have
+ * it transform a text, return the answer. Every runtime failure is a {@linkcode ClientError}
+ * with a one-line reason; lines go to the given logger, and nothing here prints or exits.
  *
- * @example
- * ```ts
- * import { requestTransform } from "./client.ts";
- * import { loadLabGroup } from "./protocol.ts";
- * const answer = await requestTransform({
- *   host: "localhost", port: 1884, netid: "alice", action: "uppercase",
- *   message: "hello", timeoutMs: 10_000, group: loadLabGroup(),
- * });
- * ```
  * @module
  */
 
+import type { IPublishPacket, MqttClient } from "mqtt";
 import {
+  BrokerError,
+  brokerLabel,
+  type BrokerOptions,
+  connected,
+  openMqtt,
+  toBrokerError,
+} from "./broker.ts";
+import {
+  decodePublicKeyPem,
   type DhGroup,
   DhKeyError,
-  DhParamsError,
+  encodePublicKeyDer,
   encodePublicKeyPem,
   generateKeyPair,
   publicKeyFingerprint,
   warmUp,
 } from "./crypto/dh.ts";
 import { type Fernet, InvalidToken } from "./crypto/fernet.ts";
+import { KeyExchangeVerifier } from "./key_exchange_verifier.ts";
 import { type Logger, silentLogger } from "./log.ts";
-import { type BrokerOptions, MqttClient, MqttError, type MqttMessage } from "./mqtt.ts";
-import { Timer } from "./timer.ts";
 import {
-  type Action,
-  agreeFernet,
-  decodeUtf8,
+  fernetFor,
   KEY_EXCHANGE,
   MAX_PUBLIC_KEY_PEM_BYTES,
   requestTopic,
   responseTopic,
+  signatureTopic,
 } from "./protocol.ts";
+import { decodeUtf8 } from "./utf8.ts";
 
-/**
- * What one session needs. `group` is the lab's DH group ({@linkcode loadLabGroup}).
- *
- * @example
- * ```ts
- * import type { ClientOptions } from "./client.ts";
- * import { loadLabGroup } from "./protocol.ts";
- * const options: ClientOptions = {
- *   host: "localhost", port: 1884, netid: "alice", action: "reverse",
- *   message: "hello", timeoutMs: 10_000, group: loadLabGroup(),
- * };
- * ```
- */
-export interface ClientOptions extends BrokerOptions {
+/** What one session needs. */
+export interface ClientOptions {
+  broker: BrokerOptions;
   netid: string;
-  action: Action;
+  action: string;
   message: string;
-  /** Deadline for the whole exchange, from connect to verified answer. */
+  /** The deadline of the whole session, from connect to verified answer. */
   timeoutMs: number;
+  /** Cancels the session; the promise then rejects with the signal's reason. */
+  signal?: AbortSignal;
+  /** The lab's DH group (`loadLabGroup()`). */
   group: DhGroup;
+  /**
+   * Fingerprints of responder identities to trust (`SHA256:` + lowercase hex). Given any, the
+   * key exchange must be signed by one of them (the authenticated extension); none, the lab
+   * protocol as it is.
+   */
+  trust?: readonly string[];
   logger?: Logger;
 }
 
-/**
- * A runtime failure of a session; `message` is one line fit for stderr.
- *
- * @example
- * ```ts
- * import { ClientError } from "./client.ts";
- * throw new ClientError("the responder's answer is not valid UTF-8");
- * ```
- */
+/** A runtime failure of a session; `message` is one line fit for stderr. */
 export class ClientError extends Error {
   override name = "ClientError";
 }
 
-/** Random hex for the MQTT client ID, so two runs with one netid never kick each other off. */
-function randomSuffix(): string {
-  return crypto.getRandomValues(new Uint8Array(6)).toHex();
+/**
+ * No key exchange signed by a trusted identity arrived in time (the authenticated extension).
+ * `manInTheMiddle` is true when the trusted identity did sign, but another exchange: what a
+ * broker that substitutes keys leaves behind.
+ */
+export class UnauthenticatedError extends ClientError {
+  override name = "UnauthenticatedError";
+  constructor(message: string, readonly manInTheMiddle: boolean, options?: ErrorOptions) {
+    super(message, options);
+  }
 }
 
 /**
- * Runs the four-message exchange of PROTOCOL.md and returns the responder's answer.
- *
- * The critical path is kept short: CONNECT and the single SUBSCRIBE for both response topics
- * are written back to back, and the key pair is generated while the broker answers them. The
- * PUBACK of the key exchange response is held back until the broker has acknowledged our
- * request, so that the answer is not stuck behind the broker's Nagle algorithm (see below and
- * {@linkcode MqttClient.holdAcks}). No global `setTimeout` on the way: its first call costs
- * ~12 ms in Deno 2.9 (see lib/timer.ts).
+ * Runs the exchange and returns the responder's answer.
  *
  * @example
- * ```ts
- * import { ClientError, requestTransform } from "./client.ts";
+ * ```ts ignore
+ * import { requestTransform } from "./client.ts";
  * import { loadLabGroup } from "./protocol.ts";
- * try {
- *   const answer = await requestTransform({
- *     host: "localhost", port: 1884, netid: "alice", action: "reverse",
- *     message: "hello", timeoutMs: 10_000, group: loadLabGroup(),
- *   }); // "olleh"
- * } catch (e) {
- *   if (e instanceof ClientError) console.error(e.message);
- * }
+ * const answer = await requestTransform({
+ *   broker: { transport: "mqtt", host: "localhost", port: 1884 },
+ *   netid: "alice",
+ *   action: "reverse",
+ *   message: "hello",
+ *   timeoutMs: 10_000,
+ *   group: loadLabGroup(),
+ * }); // "olleh"
  * ```
  */
 export async function requestTransform(options: ClientOptions): Promise<string> {
-  const { netid, action, group } = options;
-  const log = options.logger ?? silentLogger;
-  const started = performance.now();
-  const ms = () => `${(performance.now() - started).toFixed(1)} ms`;
-  const where = `${options.host}:${options.port}`;
-  const keyTopic = responseTopic(netid, KEY_EXCHANGE);
-  const answerTopic = responseTopic(netid, action);
-
-  // Deliveries are queued per topic until the session asks for them; retained ones are stale
-  // by definition (published before we asked) and never taken as an answer.
-  const inbox = new Inbox([keyTopic, answerTopic], (topic) => {
-    log.debug(`ignored a retained message on ${topic}`);
-  });
-
-  let mqtt: MqttClient;
-  const deadline = new Deadline(options.timeoutMs);
-  const opening = MqttClient.open({
-    host: options.host,
-    port: options.port,
-    clientId: `${netid}-${randomSuffix()}`,
-    tls: options.tls,
-    caCerts: options.caCerts,
-    username: options.username,
-    password: options.password,
-    connectTimeoutMs: Math.min(options.timeoutMs, 5000),
-    maxPacketBytes: 4 * 1024 * 1024,
-    onMessage: (m) => inbox.put(m),
-  });
+  const session = new Session(options);
   try {
-    mqtt = await deadline.race(
-      opening,
-      () => `could not connect to ${where} within ${seconds(options.timeoutMs)}`,
-    );
+    return await session.run();
   } catch (error) {
-    deadline.clear();
-    // A connection that completes after the deadline must not live on (and keep a library
-    // caller's process alive): close it whenever it arrives.
-    opening.then((late) => late.close(), () => {});
-    throw asClientError(error);
+    if (error instanceof BrokerError) throw new ClientError(error.message, { cause: error });
+    throw error;
+  } finally {
+    await session.close();
   }
-  const lost = mqtt.closed.then((error) => {
-    throw new ClientError(error?.message ?? `connection to ${where} closed`);
-  });
-  lost.catch(() => {}); // observed through race() below
-  const race = <T>(p: Promise<T>, onTimeout: () => string) =>
-    deadline.race(Promise.race([p, lost]), onTimeout);
+}
 
-  try {
-    // The answer hop against a broker with Nagle's algorithm on (mosquitto's default): the
-    // broker PUBACKs our request, a small segment we have no reason to answer, so our kernel
-    // delays its TCP ACK (~40 ms) and the broker's Nagle holds the answer behind it. Holding
-    // the PUBACK of the key exchange response until the request's PUBACK has arrived gives us
-    // a packet the broker does not answer to carry that ACK: the answer then leaves the broker
-    // at once. MQTT sets no deadline for a PUBACK; close() sends any still held.
-    mqtt.holdAcks();
-    const subscribed = mqtt.subscribe([keyTopic, answerTopic], 1);
-    subscribed.catch(() => {}); // awaited below, after the CPU work it overlaps with
-    // The SUBSCRIBE is only queued so far (mqtt.ts writes from a promise chain): put it on the
-    // wire, so that the broker's round trips really overlap the ~10 ms of key generation below
-    // instead of starting after it (strace showed the SUBSCRIBE leaving only once
-    // generateKeyPair had returned).
-    await mqtt.flushed();
+class Session {
+  readonly #o: ClientOptions;
+  readonly #log: Logger;
+  readonly #where: string;
+  readonly #started = performance.now();
+  readonly #deadline: AbortSignal;
+  readonly #deadlineTimer: ReturnType<typeof setTimeout>;
+  readonly #expired: Promise<never>;
+  readonly #topics: { key: string; signature: string; answer: string };
+  readonly #inbox: Inbox;
+  readonly #ackHold = new AckHold();
+  readonly #mqtt: MqttClient;
+  #lost: Promise<never>;
+  #connected = false;
+
+  constructor(options: ClientOptions) {
+    this.#o = options;
+    this.#log = options.logger ?? silentLogger;
+    this.#where = brokerLabel(options.broker);
+    // Not AbortSignal.timeout: Deno keeps the process alive for its timer while the signal has
+    // an "abort" listener, so a caller that does not exit would linger until the deadline.
+    const timeout = new AbortController();
+    this.#deadlineTimer = setTimeout(
+      () => timeout.abort(new DOMException("the session's deadline passed", "TimeoutError")),
+      options.timeoutMs,
+    );
+    const signals = [timeout.signal];
+    if (options.signal) signals.push(options.signal);
+    this.#deadline = AbortSignal.any(signals);
+    this.#expired = new Promise<never>((_, reject) => {
+      this.#deadline.addEventListener("abort", () => reject(this.#deadline.reason), { once: true });
+    });
+    this.#expired.catch(() => {});
+    const { netid, action } = options;
+    this.#topics = {
+      key: responseTopic(netid, KEY_EXCHANGE),
+      signature: signatureTopic(netid),
+      answer: responseTopic(netid, action),
+    };
+    this.#inbox = new Inbox(Object.values(this.#topics));
+
+    this.#mqtt = openMqtt(options.broker, {
+      // The netid and a random suffix: two runs with one netid never kick each other off.
+      clientId: `${netid}-${crypto.getRandomValues(new Uint8Array(6)).toHex()}`,
+      // Our own deadline ends a silent connect; MQTT.js's must not fire first.
+      connectTimeoutMs: options.timeoutMs + 1000,
+    });
+    this.#mqtt.on("message", (topic, payload, packet) => this.#inbox.put(topic, payload, packet));
+    this.#mqtt.handleMessage = (packet, done) => this.#ackHold.offer(packet, done);
+    this.#lost = this.#whenLost();
+  }
+
+  async run(): Promise<string> {
+    const { netid, action, group } = this.#o;
     const ours = generateKeyPair(group);
     const ourPem = encodePublicKeyPem(group, ours.publicKey);
 
-    await race(mqtt.connack, () => `no CONNACK from ${where} within ${seconds(options.timeoutMs)}`);
-    log.debug(`connected to ${where} (${ms()})`);
-    await race(subscribed, () => `no SUBACK from ${where} in time`);
-    log.debug(`subscribed to ${keyTopic} and ${answerTopic}, SUBACK received (${ms()})`);
-
-    // Anything on the response topics before our request leaves is not for us: another
-    // client with our netid (PROTOCOL.md), answered before we asked.
-    inbox.discard(keyTopic);
-    await race(
-      mqtt.publish(requestTopic(netid, KEY_EXCHANGE), ourPem, { qos: 1 }),
-      () => `broker did not acknowledge the key exchange request in time`,
+    await this.#within(
+      connected(this.#mqtt, this.#o.broker),
+      () => `no answer from the broker at ${this.#where} within ${this.#seconds()}`,
     );
-    log.debug(`key exchange request sent on ${requestTopic(netid, KEY_EXCHANGE)} (${ms()})`);
+    this.#connected = true;
+    this.#debug(`connected to ${this.#where}`);
 
-    // The peer's key is some milliseconds away at best (the responder's DH; ~35 ms more behind
-    // a default mosquitto's Nagle): spend them making our own DH warm for it.
-    if (!inbox.has(keyTopic)) warmUp(group);
-    const peerMessage = await race(
-      inbox.next(keyTopic),
+    const trusted = new Set(this.#o.trust ?? []);
+    const verifier = trusted.size === 0 ? undefined : new KeyExchangeVerifier(
+      group,
+      netid,
+      encodePublicKeyDer(group, ours.publicKey),
+      trusted,
+    );
+    if (verifier) {
+      // Set before SUBSCRIBE: the broker sends retained messages right after its SUBACK, and
+      // a stale signature is worth naming if no live one comes.
+      const { key, signature } = this.#topics;
+      this.#inbox.onRetained = (topic) => {
+        if (topic === key || topic === signature) verifier.retained();
+      };
+    }
+    const topics = [this.#topics.key, this.#topics.answer];
+    if (verifier) topics.push(this.#topics.signature);
+    await this.#within(this.#subscribe(topics), () => `no SUBACK from ${this.#where} in time`);
+    this.#debug(`subscribed to ${topics.join(", ")}, SUBACK received`);
+
+    // Nothing on the response topics before our request leaves is for us: another client with
+    // our netid, answered before we asked.
+    this.#inbox.discard(this.#topics.key, this.#topics.signature);
+    const kxRequest = requestTopic(netid, KEY_EXCHANGE);
+    await this.#within(
+      this.#publish(kxRequest, ourPem),
+      () => `the broker did not acknowledge the key exchange request in time`,
+    );
+    this.#ackHold.arm();
+    this.#debug(`key exchange request sent on ${kxRequest}`);
+
+    // The peer's key is some milliseconds away at best: spend them making our DH code warm.
+    if (!this.#inbox.has(this.#topics.key)) warmUp(group);
+    const peer = verifier ? await this.#authenticatedKey(verifier, trusted) : await this.#labKey();
+    const fernet = await fernetFor(group, ours, peer.y);
+    this.#debug(
+      `key exchange answered; ${
+        peer.signedBy ? `authenticated by ${peer.signedBy}` : "not authenticated (no --trust)"
+      }`,
+    );
+
+    const token = await fernet.encrypt(this.#o.message);
+    this.#inbox.discard(this.#topics.answer);
+    const actionRequest = requestTopic(netid, action);
+    const sent = this.#publish(actionRequest, token);
+    this.#ackHold.releaseOnNextData(this.#mqtt);
+    sent.catch(() => {}); // a loss shows as the lost connection below
+    this.#debug(`request sent on ${actionRequest} (${token.length} bytes)`);
+    if (this.#log.verbose) {
+      // Worked out while the responder works on the request, not before it leaves.
+      this.#debug(`our public key:  ${await publicKeyFingerprint(ourPem)}`);
+      this.#debug(`peer public key: ${await publicKeyFingerprint(peer.pem)}`);
+    }
+
+    return await this.#answer(fernet);
+  }
+
+  async close(): Promise<void> {
+    clearTimeout(this.#deadlineTimer);
+    this.#ackHold.release();
+    // A polite DISCONNECT only when nothing is left to wait for: end(false) waits for every
+    // outstanding PUBACK, which a broker that went away never sends.
+    const force = !this.#connected || !this.#mqtt.connected ||
+      Object.keys(this.#mqtt.outgoing).length > 0;
+    await new Promise<void>((resolve) => this.#mqtt.end(force, {}, () => resolve()));
+  }
+
+  /** The lab protocol: the first key exchange response after our request is the peer's key. */
+  async #labKey(): Promise<{ y: bigint; pem: string; signedBy?: string }> {
+    const message = await this.#within(
+      this.#inbox.next(this.#topics.key),
       () =>
-        `no key exchange response on ${keyTopic} within ${
-          seconds(options.timeoutMs)
-        } (is a responder running for this broker?)`,
+        `no key exchange response on ${this.#topics.key} within ${this.#seconds()} ` +
+        "(is a responder running for this broker?)",
     );
-    const peerPem = decodePem(peerMessage.payload);
-    const fernet: Fernet = await agreeFernet(group, ours, peerPem);
-    log.debug(`key exchange answered (${ms()})`);
+    const payload = message.payload;
+    if (payload.length > MAX_PUBLIC_KEY_PEM_BYTES) {
+      throw new ClientError(`peer public key is malformed: ${payload.length} bytes is too long`);
+    }
+    const pem = decodeUtf8(payload);
+    if (pem === undefined) throw new ClientError("peer public key is malformed: not UTF-8 text");
+    try {
+      return { y: decodePublicKeyPem(this.#o.group, pem), pem };
+    } catch (error) {
+      if (error instanceof DhKeyError) throw new ClientError(error.message, { cause: error });
+      throw error;
+    }
+  }
 
-    const token = await fernet.encrypt(options.message);
-    inbox.discard(answerTopic);
-    // Its PUBACK releases the held one from inside mqtt.ts's read loop, the moment it arrives.
-    const requestAcked = mqtt.publish(requestTopic(netid, action), token, {
-      qos: 1,
-      releaseHeldAcks: true,
-    });
-    await race(requestAcked, () => `broker did not acknowledge the request in time`);
-    log.debug(`request sent on ${requestTopic(netid, action)} (${token.length} bytes, ${ms()})`);
-    // The fingerprints (PEM decode, DER parse, SHA-256: ~2 ms in a fresh process) are worked
-    // out while the responder works on the request, not before it leaves, and not between it
-    // and its PUBACK, which must be handled (released) at once.
-    log.debug(`our public key:  ${await publicKeyFingerprint(ourPem)}`);
-    log.debug(`peer public key: ${await publicKeyFingerprint(peerPem)}`);
+  /** The authenticated extension: the first response a trusted identity signed for us. */
+  async #authenticatedKey(
+    verifier: KeyExchangeVerifier,
+    trusted: ReadonlySet<string>,
+  ): Promise<{ y: bigint; pem: string; signedBy: string }> {
+    const names = [...trusted].join(", ");
+    for (;;) {
+      const message = await this.#within(
+        this.#inbox.nextOf(this.#topics.key, this.#topics.signature),
+        () =>
+          new UnauthenticatedError(
+            `no key exchange on ${this.#topics.key} signed by ${names} within ` +
+              `${this.#seconds()}: ${verifier.summary()}`,
+            verifier.sawOtherExchangeSigned(),
+          ),
+      );
+      const match = message.topic === this.#topics.key
+        ? await verifier.offerKey(message.payload)
+        : await verifier.offerSignature(message.payload);
+      if (match) {
+        return { pem: encodePublicKeyPem(this.#o.group, match.y), ...match };
+      }
+      this.#ackHold.release(); // not this one: let the next message in
+    }
+  }
 
+  async #answer(fernet: Fernet): Promise<string> {
     let failed = 0;
     for (;;) {
-      const reply = await race(inbox.next(answerTopic), () => {
-        const auth = failed === 0
-          ? ""
-          : `; ${failed} response${failed === 1 ? "" : "s"} on it failed authentication`;
-        return `no answer on ${answerTopic} within ${seconds(options.timeoutMs)}${auth}`;
+      const reply = await this.#within(this.#inbox.next(this.#topics.answer), () => {
+        const auth = failed === 0 ? "" : `; ${failed} response${failed === 1 ? "" : "s"} on it ` +
+          "failed authentication (another client using this netid at the same time?)";
+        return `no answer on ${this.#topics.answer} within ${this.#seconds()}${auth}`;
       });
+      let plain: Uint8Array;
       try {
-        const plain = await fernet.decrypt(reply.payload);
-        log.debug(`response verified and decrypted (${ms()})`);
-        return decodeAnswer(plain);
+        plain = await fernet.decrypt(reply.payload);
       } catch (error) {
         if (!(error instanceof InvalidToken)) throw error;
         // Another client with our netid, or a forger: not ours. Keep waiting.
         failed++;
-        log.debug(`a response on ${answerTopic} failed authentication; still waiting`);
+        this.#debug(`a response on ${this.#topics.answer} failed authentication; still waiting`);
+        continue;
       }
+      this.#debug("response verified and decrypted");
+      const answer = decodeUtf8(plain);
+      if (answer === undefined) throw new ClientError("the responder's answer is not valid UTF-8");
+      return answer;
     }
-  } catch (error) {
-    throw asClientError(error);
-  } finally {
-    deadline.clear();
-    await mqtt.close();
-  }
-}
-
-function seconds(ms: number): string {
-  return `${Number((ms / 1000).toFixed(3))} s`;
-}
-
-/** Maps lower layers' typed errors to a ClientError with the same one-line message. */
-function asClientError(error: unknown): ClientError | Error {
-  if (error instanceof ClientError) return error;
-  if (error instanceof MqttError) return new ClientError(error.message);
-  if (error instanceof DhKeyError || error instanceof DhParamsError) {
-    return new ClientError(error.message);
-  }
-  return error as Error;
-}
-
-function decodePem(payload: Uint8Array): string {
-  if (payload.length > MAX_PUBLIC_KEY_PEM_BYTES) {
-    throw new ClientError(`peer public key is malformed: ${payload.length} bytes is too long`);
-  }
-  const pem = decodeUtf8(payload);
-  if (pem === undefined) throw new ClientError("peer public key is malformed: not UTF-8 text");
-  return pem;
-}
-
-function decodeAnswer(plain: Uint8Array): string {
-  const answer = decodeUtf8(plain);
-  if (answer === undefined) throw new ClientError("the responder's answer is not valid UTF-8");
-  return answer;
-}
-
-/**
- * One timer for the whole session; {@linkcode race} rejects every wait at the deadline. A
- * {@linkcode Timer} (lib/timer.ts), not `setTimeout`, which costs ~12 ms on its first call.
- */
-class Deadline {
-  static readonly #EXPIRED = Symbol("deadline");
-  #timer: Timer;
-  #expired: Promise<never>;
-
-  constructor(ms: number) {
-    let fire!: () => void;
-    this.#expired = new Promise<never>((_, reject) => fire = () => reject(Deadline.#EXPIRED));
-    this.#expired.catch(() => {});
-    this.#timer = new Timer(ms, fire);
   }
 
-  /** `p`, or a ClientError with the message `onTimeout()` builds once the deadline passes. */
-  async race<T>(p: Promise<T>, onTimeout: () => string): Promise<T> {
+  /** `p`, unless the deadline passes (then the error `onTimeout` makes) or we are cut off. */
+  async #within<T>(p: Promise<T>, onTimeout: () => string | ClientError): Promise<T> {
     try {
-      return await Promise.race([p, this.#expired]);
+      return await Promise.race([p, this.#lost, this.#expired]);
     } catch (error) {
-      throw error === Deadline.#EXPIRED ? new ClientError(onTimeout()) : error;
+      if (error === this.#deadline.reason && !this.#o.signal?.aborted) {
+        const failure = onTimeout();
+        throw typeof failure === "string" ? new ClientError(failure, { cause: error }) : failure;
+      }
+      throw error;
     }
   }
 
-  clear(): void {
-    this.#timer.cancel();
+  #whenLost(): Promise<never> {
+    const lost = new Promise<never>((_, reject) => {
+      let problem: unknown;
+      this.#mqtt.on("error", (error) => problem ??= error);
+      this.#mqtt.on("close", () => {
+        if (!this.#connected) return; // connected() reports a failed connect
+        const reason = problem === undefined
+          ? ""
+          : `: ${toBrokerError(problem, this.#o.broker).message}`;
+        reject(new ClientError(`connection to ${this.#where} lost${reason}`));
+      });
+    });
+    lost.catch(() => {});
+    return lost;
+  }
+
+  #subscribe(topics: string[]): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.#mqtt.subscribe(topics, { qos: 1 }, (error, granted) => {
+        if (error) return reject(new ClientError(`subscribing failed: ${error.message}`));
+        const refused = (granted ?? []).filter((g) => g.qos === 128).map((g) => g.topic);
+        if (refused.length > 0) {
+          return reject(
+            new ClientError(`the broker refused the subscription to ${refused.join(", ")}`),
+          );
+        }
+        resolve();
+      });
+    });
+  }
+
+  #publish(topic: string, payload: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.#mqtt.publish(topic, payload, { qos: 1 }, (error) => {
+        if (error) reject(new ClientError(`publishing on ${topic} failed: ${error.message}`));
+        else resolve();
+      });
+    });
+  }
+
+  #seconds(): string {
+    return `${Number((this.#o.timeoutMs / 1000).toFixed(3))} s`;
+  }
+
+  #debug(line: string): void {
+    this.#log.debug(`${line} (${(performance.now() - this.#started).toFixed(1)} ms)`);
   }
 }
 
+/** A delivery, as the session keeps it; `seq` is its place in arrival order. */
+interface Delivery {
+  topic: string;
+  payload: Uint8Array;
+  seq: number;
+}
+
 /**
- * Per-topic queues of live (non-retained) deliveries, taken in arrival order. Bounded, so a
- * flood on our response topics cannot grow memory: past the cap the oldest is dropped.
+ * Per-topic queues of live deliveries, taken in arrival order. Retained ones are stale by
+ * definition (published before we asked) and never queued. Bounded: past the cap the oldest
+ * delivery of a topic is dropped, so a flood on our topics cannot grow memory.
  */
 class Inbox {
   static readonly CAP = 64;
-  #queues = new Map<string, MqttMessage[]>();
-  #waiters = new Map<string, (m: MqttMessage) => void>();
+  readonly #queues = new Map<string, Delivery[]>();
+  #seq = 0;
+  #waiter: { topics: string[]; resolve: (d: Delivery) => void } | undefined;
+  onRetained: (topic: string) => void = () => {};
 
-  constructor(topics: string[], private onRetained: (topic: string) => void) {
-    for (const t of topics) this.#queues.set(t, []);
+  constructor(topics: string[]) {
+    for (const topic of topics) this.#queues.set(topic, []);
   }
 
-  put(message: MqttMessage): void {
-    const queue = this.#queues.get(message.topic);
+  put(topic: string, payload: Uint8Array, packet: IPublishPacket): void {
+    const queue = this.#queues.get(topic);
     if (queue === undefined) return;
-    if (message.retain) return this.onRetained(message.topic);
-    const waiter = this.#waiters.get(message.topic);
-    if (waiter) {
-      this.#waiters.delete(message.topic);
-      waiter(message);
-    } else {
-      if (queue.length >= Inbox.CAP) queue.shift();
-      queue.push(message);
+    if (packet.retain) return this.onRetained(topic);
+    const delivery = { topic, payload, seq: this.#seq++ };
+    if (this.#waiter?.topics.includes(topic)) {
+      const { resolve } = this.#waiter;
+      this.#waiter = undefined;
+      return resolve(delivery);
     }
+    if (queue.length >= Inbox.CAP) queue.shift();
+    queue.push(delivery);
   }
 
-  /** True when something is queued for `topic`. */
   has(topic: string): boolean {
     return (this.#queues.get(topic)?.length ?? 0) > 0;
   }
 
-  /** Drops what is queued for `topic`. */
-  discard(topic: string): void {
-    this.#queues.get(topic)?.splice(0);
+  discard(...topics: string[]): void {
+    for (const topic of topics) this.#queues.get(topic)?.splice(0);
   }
 
-  next(topic: string): Promise<MqttMessage> {
-    const queued = this.#queues.get(topic)?.shift();
-    if (queued) return Promise.resolve(queued);
-    return new Promise((resolve) => this.#waiters.set(topic, resolve));
+  next(topic: string): Promise<Delivery> {
+    return this.nextOf(topic);
   }
+
+  /** The next delivery on any of `topics`: the earliest queued one, or the next to arrive. */
+  nextOf(...topics: string[]): Promise<Delivery> {
+    let earliest: Delivery[] | undefined;
+    for (const topic of topics) {
+      const queue = this.#queues.get(topic)!;
+      if (queue.length > 0 && (earliest === undefined || queue[0].seq < earliest[0].seq)) {
+        earliest = queue;
+      }
+    }
+    if (earliest) return Promise.resolve(earliest.shift()!);
+    return new Promise((resolve) => this.#waiter = { topics, resolve });
+  }
+}
+
+/**
+ * Holds back one PUBACK, to get the answer past the broker's Nagle algorithm.
+ *
+ * Against a broker with Nagle on (mosquitto's default): the broker acknowledges our request
+ * with a PUBACK, a small segment we have no data to answer, so our kernel delays its TCP ACK
+ * (~40 ms); the responder's answer, a few milliseconds later, then waits in the broker behind
+ * that unacknowledged segment. If the PUBACK of the key exchange response is still ours to
+ * send when the request's PUBACK arrives, sending it then carries that TCP ACK at once, and the
+ * answer leaves the broker without the stall (measured in docs/performance.md).
+ *
+ * MQTT.js sends a PUBACK when its `handleMessage(packet, done)` calls `done`, and handles no
+ * further packet until then, not even the PUBACK that should release the held one. So the
+ * release is the first bytes that arrive on the socket after our request was written: in this
+ * exchange, the broker's PUBACK for it. MQTT sets no deadline for a PUBACK, and `release()`
+ * on every way out of the session sends any still held.
+ */
+class AckHold {
+  #held: (() => void) | undefined;
+  #holding = false;
+
+  /**
+   * From now on (our key exchange request is acknowledged), hold the PUBACK of each live
+   * delivery on the key exchange topics, until the session releases it.
+   */
+  arm(): void {
+    this.#holding = true;
+  }
+
+  /** MQTT.js's `handleMessage`: holds a key exchange delivery's PUBACK while armed. */
+  offer(packet: IPublishPacket, done: () => void): void {
+    if (this.#holding && packet.qos === 1 && !packet.retain && isKeyExchangeTopic(packet.topic)) {
+      this.#held = done;
+      return;
+    }
+    done();
+  }
+
+  /** Releases the held PUBACK at the next bytes from the broker. */
+  releaseOnNextData(mqtt: MqttClient): void {
+    this.#holding = false;
+    if (this.#held) mqtt.stream.once("data", () => this.release());
+  }
+
+  release(): void {
+    const done = this.#held;
+    this.#held = undefined;
+    done?.();
+  }
+}
+
+function isKeyExchangeTopic(topic: string): boolean {
+  const levels = topic.split("/");
+  return levels.length === 3 && levels[1] === KEY_EXCHANGE && levels[2] !== "request";
 }

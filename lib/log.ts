@@ -1,49 +1,109 @@
 /**
- * The logger the library writes through. The library never prints: the entry point decides
- * where lines go (stderr) and how much of them (`-v`).
+ * Where the library's lines go. The library never prints: the client and the responder take a
+ * {@linkcode Logger}, and the entry points give them one that writes to stderr.
  *
- * @example
- * ```ts
- * import { silentLogger } from "./log.ts";
- * silentLogger.debug("dropped");
- * ```
  * @module
  */
 
-/**
- * Sink for diagnostic lines. `debug` is for `-v` detail, `info` for one line per event.
- *
- * @example
- * ```ts
- * import type { Logger } from "./log.ts";
- * const stderrLogger: Logger = {
- *   debug: () => {}, // without -v
- *   info: (message) => console.error(message),
- *   warn: (message) => console.error(`warning: ${message}`),
- * };
- * ```
- */
+/** A sink for one-line messages. */
 export interface Logger {
+  /** True when `debug` lines are shown, so that a caller can skip the work of making them. */
+  readonly verbose?: boolean;
   /** Detail, shown only with `-v`. */
   debug(message: string): void;
-  /** One line per event. */
+  /** One line per event worth an operator's attention. */
   info(message: string): void;
   /** Something went wrong and was dealt with (a message dropped, a connection retried). */
   warn(message: string): void;
 }
 
+/** The logger of a caller that wants no lines. */
+export const silentLogger: Logger = { debug() {}, info() {}, warn() {} };
+
 /**
- * A logger that drops every line.
+ * A logger that writes `name: level: message` lines to stderr, `debug` only when `verbose`.
+ * A line that cannot be written (the reader of stderr went away) is lost, and only it: logging
+ * is never what stops a service.
+ */
+export function stderrLogger(name: string, verbose: boolean): Logger {
+  const encoder = new TextEncoder();
+  let broken = false;
+  const write = (level: string, message: string) => {
+    if (broken) return;
+    try {
+      writeAllSync(Deno.stderr, encoder.encode(`${name}: ${level}${message}\n`));
+    } catch {
+      broken = true;
+    }
+  };
+  return {
+    verbose,
+    debug: verbose ? (m) => write("debug: ", m) : () => {},
+    info: (m) => write("", m),
+    warn: (m) => write("warning: ", m),
+  };
+}
+
+/** Writes all of `bytes` (`writeSync` may write only part of them). */
+export function writeAllSync(stream: { writeSync(p: Uint8Array): number }, bytes: Uint8Array) {
+  while (bytes.length > 0) bytes = bytes.subarray(stream.writeSync(bytes));
+}
+
+/**
+ * A token bucket for log lines: `burst` lines at once, then `perSecond`. What it holds back is
+ * counted, and the count is reported with the next line let through, or by `flush()`.
  *
  * @example
  * ```ts
- * import { type Logger, silentLogger } from "./log.ts";
- * const log: Logger = silentLogger; // e.g. the default when the caller passes none
- * log.warn("nobody sees this");
+ * import assert from "node:assert/strict";
+ * import { LineBudget } from "./log.ts";
+ * let now = 0;
+ * const lines: string[] = [];
+ * const budget = new LineBudget(2, 1, () => now);
+ * for (let i = 0; i < 5; i++) budget.pass(`line ${i}`, (m) => lines.push(m));
+ * now += 1000;
+ * budget.pass("later", (m) => lines.push(m));
+ * assert.deepEqual(lines, ["line 0", "line 1", "3 similar lines suppressed", "later"]);
  * ```
  */
-export const silentLogger: Logger = {
-  debug() {},
-  info() {},
-  warn() {},
-};
+export class LineBudget {
+  #tokens: number;
+  #last: number;
+  #suppressed = 0;
+  #report: ((message: string) => void) | undefined;
+
+  constructor(
+    readonly burst: number,
+    readonly perSecond: number,
+    private readonly now: () => number = () => performance.now(),
+  ) {
+    this.#tokens = burst;
+    this.#last = now();
+  }
+
+  /** Hands `message` to `emit` if the budget allows; otherwise counts it. */
+  pass(message: string, emit: (message: string) => void): void {
+    const now = this.now();
+    this.#tokens = Math.min(
+      this.burst,
+      this.#tokens + ((now - this.#last) / 1000) * this.perSecond,
+    );
+    this.#last = now;
+    if (this.#tokens < 1) {
+      this.#suppressed++;
+      this.#report = emit;
+      return;
+    }
+    this.#tokens--;
+    this.flush(emit);
+    emit(message);
+  }
+
+  /** Reports how many lines were held back since the last report, if any. */
+  flush(emit: ((message: string) => void) | undefined = this.#report): void {
+    if (this.#suppressed === 0 || emit === undefined) return;
+    const n = this.#suppressed;
+    this.#suppressed = 0;
+    emit(`${n} similar line${n === 1 ? "" : "s"} suppressed`);
+  }
+}

@@ -1,170 +1,119 @@
 /**
  * The responding client: a long-running service that answers key exchanges and encrypted
- * action requests for any number of netids at once (PROTOCOL.md, steps 2 and 4). It never
- * prints (lines go to the given {@linkcode Logger}), never exits, and throws
- * {@linkcode ResponderError} only for failures that retrying cannot fix.
+ * action requests for any number of netids at once (docs/protocol.md, steps 2, 2b and 4). It
+ * never prints (lines go to the given {@linkcode Logger}) and never exits; it throws
+ * {@linkcode ResponderError} only for failures that trying again cannot fix.
  *
- * Robustness, in short: every bad message is logged once (warnings are rate-limited) and
- * dropped; sessions live in a bounded LRU with idle expiry; key exchanges (the only costly
- * work, ~10 ms of CPU each) wait in a bounded, coalescing queue served one per macrotask turn,
- * so action requests interleave with a flood of them; a lost broker is retried with capped,
- * jittered exponential backoff, and the subscriptions are renewed on every connection.
+ * How it holds up under abuse (docs/security.md): every bad message is dropped with a
+ * rate-limited warning; sessions live in a bounded LRU with idle expiry; key exchanges (the
+ * only costly work) wait in a bounded, coalescing queue served one per event-loop turn;
+ * requests in flight, up to the broker's acknowledgement of their answers, are bounded in
+ * count and bytes, in all and per netid; a lost broker is retried with capped, jittered
+ * backoff and the subscriptions are renewed on every connection.
  *
- * @example
- * ```ts
- * import { Responder } from "./responder.ts";
- * import { loadLabGroup } from "./protocol.ts";
- *
- * await using responder = await Responder.start({
- *   host: "localhost",
- *   port: 1884,
- *   group: loadLabGroup(),
- * });
- * // ... serving until the scope ends (or responder.stop())
- * ```
  * @module
  */
 
+import type { IPublishPacket, MqttClient } from "mqtt";
+import { applyAction, isResponderAction, type ResponderAction } from "./actions.ts";
+import { signKeyExchange } from "./auth.ts";
+import { BrokerError, brokerLabel, type BrokerOptions, openMqtt, toBrokerError } from "./broker.ts";
 import {
-  decodePublicKeyPem,
+  decodePeerPublicKey,
   type DhGroup,
-  encodePublicKeyPem,
+  DhPrecomputation,
+  encodePublicKeyDer,
   generateKeyPair,
+  PRIVATE_KEY_BITS,
 } from "./crypto/dh.ts";
 import { type Fernet, InvalidToken } from "./crypto/fernet.ts";
+import { pemEncode } from "./crypto/pem.ts";
+import type { Identity } from "./identity.ts";
+import { InFlightBudget, type Ticket } from "./in_flight.ts";
 import { CoalescingQueue } from "./kx_queue.ts";
-import { type Logger, silentLogger } from "./log.ts";
-import { type BrokerOptions, MqttClient, MqttError, type MqttMessage } from "./mqtt.ts";
+import { LineBudget, type Logger, silentLogger } from "./log.ts";
 import {
-  type Action,
-  agreeFernet,
-  applyAction,
-  decodeUtf8,
-  isAction,
+  fernetFor,
   KEY_EXCHANGE,
   MAX_MESSAGE_BYTES,
   MAX_PAYLOAD_BYTES,
   MAX_PUBLIC_KEY_PEM_BYTES,
   parseRequestTopic,
   responseTopic,
+  signatureTopic,
 } from "./protocol.ts";
 import { SessionCache } from "./session_cache.ts";
+import { decodeUtf8 } from "./utf8.ts";
 
 /**
- * The two subscriptions (QoS 1): every netid's key exchange and action requests. The second
- * also matches key exchanges. MQTT 3.1.1 (§3.3.5) lets a broker deliver one copy per matching
- * filter; mosquitto and aedes deliver a live message once (a retained one once per filter, and
- * retained requests are dropped anyway). A broker that did duplicate live key exchanges would
- * make us answer twice with two keys, and only the first queued copy coalesces away: the
- * protocol names both filters, and telling a duplicate from a client that deliberately repeats
- * its public key is not possible from the payload.
- *
- * @example
- * ```ts
- * import { REQUEST_FILTERS } from "./responder.ts";
- * REQUEST_FILTERS; // ["+/key-exchange/request", "+/+/request"]
- * ```
+ * The one subscription (QoS 1): every netid's key exchanges and action requests. Not a second
+ * filter for `+/key-exchange/request` beside it: an MQTT 5 broker delivers a message once per
+ * matching filter (mosquitto does), and a key exchange answered twice, with two keys, leaves
+ * the client holding the key the responder no longer has.
  */
-export const REQUEST_FILTERS: readonly string[] = [`+/${KEY_EXCHANGE}/request`, "+/+/request"];
+export const REQUEST_FILTERS: readonly string[] = ["+/+/request"];
 
-/**
- * Resource limits and timings. Every field has a default in {@linkcode DEFAULT_LIMITS}; the
- * numbers and the reasons for them are documented there.
- *
- * @example
- * ```ts
- * import type { ResponderLimits } from "./responder.ts";
- * const small: Partial<ResponderLimits> = { maxSessions: 100, sessionIdleMs: 60_000 };
- * ```
- */
+/** Resource limits and timings; the defaults, and why, are in {@linkcode DEFAULT_LIMITS}. */
 export interface ResponderLimits {
   /** Most live sessions (one per netid); the least recently used is evicted beyond it. */
   maxSessions: number;
-  /** A session unused for this long is forgotten (its key with it). */
+  /** A session unused for this long is forgotten, and its key with it. */
   sessionIdleMs: number;
-  /** Most distinct netids waiting for a key exchange; new ones beyond it are dropped. */
+  /** Most netids waiting for a key exchange; new ones beyond it are dropped. */
   maxPendingKeyExchanges: number;
   /** A key exchange that waited longer than this is dropped unanswered: its client is gone. */
   maxKeyExchangeWaitMs: number;
-  /** Most action requests being decrypted/answered at once; beyond it they are dropped. */
-  maxActionsInFlight: number;
-  /** Most request payload bytes being answered at once; beyond it requests are dropped. */
-  maxActionBytesInFlight: number;
+  /** Most requests in flight, from admission to the broker's PUBACK of the answer. */
+  maxRequestsInFlight: number;
+  /** Most bytes in flight (each request counts its own size and its answer's). */
+  maxBytesInFlight: number;
+  /** Most requests in flight for one netid: its share of {@linkcode maxRequestsInFlight}. */
+  maxRequestsInFlightPerNetid: number;
+  /** Most bytes in flight for one netid. */
+  maxBytesInFlightPerNetid: number;
   /** First reconnect delay; doubles per failed attempt up to `reconnectMaxMs`. */
   reconnectMinMs: number;
   /** Cap of the reconnect delay. */
   reconnectMaxMs: number;
-  /** MQTT keepalive: how fast a silently dead broker connection is noticed (~1.5x this). */
+  /** MQTT keepalive: how soon a silently dead broker connection is noticed (~1.5x this). */
   keepAliveSeconds: number;
-  /** Warnings allowed in a burst before rate limiting starts. */
-  warningBurst: number;
-  /** Warnings per second allowed after a burst. */
-  warningsPerSecond: number;
+  /** Log lines of one kind allowed in a burst before rate limiting starts. */
+  logBurst: number;
+  /** Log lines of one kind per second after a burst. */
+  logLinesPerSecond: number;
 }
 
 /**
- * The defaults, and why:
- * - `maxSessions` 10,000: a session is a netid plus a Fernet (two CryptoKeys), well under
- *   1 KiB, so ~10 MiB at most; far more clients than one lab responder serves at once.
- * - `sessionIdleMs` 10 min: a client uses its session within its own deadline (10 s by
- *   default); ten minutes leaves room for slow humans without keeping keys around for long.
- * - `maxPendingKeyExchanges` 1,024: at ~10 ms of CPU each that is ~10 s of work, the default
- *   client deadline; a PEM is ~1.1 KiB, so ~1 MiB of memory.
- * - `maxKeyExchangeWaitMs` 30 s: three times the default client deadline; an answer later than
- *   that reaches nobody, so a backlog is skipped instead of worked through.
- * - `maxActionsInFlight` 256 and `maxActionBytesInFlight` 32 MiB: an action costs micro- to
- *   milliseconds, so these are only reached when requests arrive faster than Web Crypto
- *   answers them; they bound the memory held by requests being answered (16 maximal ones).
- * - reconnect 0.5 s doubling to 30 s, with jitter: quick recovery from a broker restart, and
- *   many responders do not hammer a broker that comes back in lockstep.
- * - keepalive 30 s, the MQTT client's default.
- * - warnings: bursts of 50, then 5 per second, so a garbage flood cannot fill a disk.
- *
- * @example
- * ```ts
- * import { DEFAULT_LIMITS } from "./responder.ts";
- * console.log(DEFAULT_LIMITS.maxSessions); // 10000
- * ```
+ * The defaults (docs/security.md explains each):
+ * - 2,000 sessions, each forgotten after 10 minutes idle;
+ * - 1,024 netids waiting for a key exchange, each dropped after 30 s;
+ * - 256 requests and 32 MiB in flight, 16 requests and 4 MiB per netid;
+ * - reconnect after 0.5 s, doubling to 30 s, with jitter; keepalive 30 s;
+ * - log lines of each kind: bursts of 20, then 2 per second.
  */
 export const DEFAULT_LIMITS: Readonly<ResponderLimits> = Object.freeze({
-  maxSessions: 10_000,
+  maxSessions: 2_000,
   sessionIdleMs: 10 * 60_000,
   maxPendingKeyExchanges: 1024,
   maxKeyExchangeWaitMs: 30_000,
-  maxActionsInFlight: 256,
-  maxActionBytesInFlight: 32 * 1024 * 1024,
+  maxRequestsInFlight: 256,
+  maxBytesInFlight: 32 * 1024 * 1024,
+  maxRequestsInFlightPerNetid: 16,
+  maxBytesInFlightPerNetid: 4 * 1024 * 1024,
   reconnectMinMs: 500,
   reconnectMaxMs: 30_000,
   keepAliveSeconds: 30,
-  warningBurst: 50,
-  warningsPerSecond: 5,
+  logBurst: 20,
+  logLinesPerSecond: 2,
 });
 
-/** A ref'd Node-style timer: the responder is long-lived, so lib/timer.ts's saving is moot. */
-type NodeTimer = ReturnType<typeof setTimeout>;
-
-/** Largest MQTT packet we take in: a maximal payload plus a maximal topic and header. */
-const MAX_PACKET_BYTES = MAX_PAYLOAD_BYTES + 64 * 1024 + 16;
-
-/**
- * What a {@linkcode Responder} needs. `group` is the lab's DH group (`loadLabGroup()`).
- *
- * @example
- * ```ts
- * import type { ResponderOptions } from "./responder.ts";
- * import { loadLabGroup } from "./protocol.ts";
- * const options: ResponderOptions = {
- *   host: "broker.example",
- *   port: 8883,
- *   tls: true,
- *   group: loadLabGroup(),
- *   limits: { maxSessions: 1000 },
- * };
- * ```
- */
-export interface ResponderOptions extends BrokerOptions {
+/** What a {@linkcode Responder} needs. */
+export interface ResponderOptions {
+  broker: BrokerOptions;
   /** The DH group of the key exchanges: the lab's, from `loadLabGroup()`. */
   group: DhGroup;
+  /** A long-term identity: given one, every key exchange is signed (step 2b). */
+  identity?: Identity;
   /** Where the service's lines go; default silent. */
   logger?: Logger;
   /** Overrides of {@linkcode DEFAULT_LIMITS}. */
@@ -174,35 +123,22 @@ export interface ResponderOptions extends BrokerOptions {
 }
 
 /**
- * A failure retrying cannot fix: bad options, the broker refusing our credentials, a refused
- * subscription. `message` is one line fit for stderr.
- *
- * @example
- * ```ts
- * import { ResponderError } from "./responder.ts";
- * const e = new ResponderError("broker refused connection: not authorized");
- * console.log(e.name); // "ResponderError"
- * ```
+ * A failure that trying again cannot fix: bad options, credentials or a certificate the broker
+ * or we refuse, a refused subscription. `message` is one line fit for stderr.
  */
 export class ResponderError extends Error {
-  /** Always "ResponderError". */
   override name = "ResponderError";
 }
 
-/**
- * Counters, for logs and tests.
- *
- * @example
- * ```ts
- * import type { ResponderStats } from "./responder.ts";
- * const show = (s: ResponderStats) => `${s.sessions} sessions, ${s.answered} answered`;
- * ```
- */
+/** Counters, for logs and tests. */
 export interface ResponderStats {
   /** Live sessions now. */
   sessions: number;
   /** Key exchanges waiting now. */
   pendingKeyExchanges: number;
+  /** Requests in flight now, and their bytes. */
+  requestsInFlight: number;
+  bytesInFlight: number;
   /** Key exchanges completed (sessions created). */
   keyExchanges: number;
   /** Action requests answered. */
@@ -218,64 +154,64 @@ interface Session {
   createdAt: number;
 }
 
+interface PendingKeyExchange {
+  /** The client's public value, checked on arrival. */
+  y: bigint;
+  /** Its DER, as received: what the signature of step 2b covers. */
+  der: Uint8Array;
+}
+
+// The largest packet worth receiving: a maximal payload plus a maximal topic and header.
+// Offered to MQTT 5 brokers, which then drop larger messages instead of sending them to us.
+const MAX_PACKET_BYTES = MAX_PAYLOAD_BYTES + 64 * 1024 + 16;
+// MQTT 3.1.1 CONNACK 1 and MQTT 5 reason 132: the broker does not speak MQTT 5.
+const UNSUPPORTED_PROTOCOL_VERSION = new Set([1, 132]);
+
 /**
- * The service. Create it, then {@linkcode Responder.run} it, or use
- * {@linkcode Responder.start}, which also waits for the first subscription.
+ * The service. `await Responder.start(options)` connects and subscribes; `stop()` ends it.
  *
  * @example
- * ```ts
+ * ```ts ignore
  * import { Responder } from "./responder.ts";
  * import { loadLabGroup } from "./protocol.ts";
- * const responder = new Responder({ host: "localhost", port: 1884, group: loadLabGroup() });
- * const finished = responder.run(); // rejects with ResponderError on a fatal failure
- * await responder.ready; // subscribed
- * await responder.stop();
- * await finished;
+ * await using responder = await Responder.start({
+ *   broker: { transport: "mqtt", host: "localhost", port: 1884 },
+ *   group: loadLabGroup(),
+ * });
+ * await responder.run(); // serves until stop() or a fatal failure
  * ```
  */
 export class Responder implements AsyncDisposable {
   /** Resolves once the first connection's subscriptions are acknowledged. */
   readonly ready: Promise<void>;
 
-  readonly #options: ResponderOptions;
+  readonly #o: ResponderOptions;
   readonly #limits: ResponderLimits;
   readonly #log: Logger;
-  readonly #warn: (message: string) => void;
   readonly #where: string;
+  readonly #clientId: string;
   readonly #sessions: SessionCache<Session>;
-  readonly #kxQueue: CoalescingQueue<string>;
-  #readyResolvers = Promise.withResolvers<void>();
+  readonly #kxQueue: CoalescingQueue<PendingKeyExchange>;
+  readonly #inFlight: InFlightBudget;
+  readonly #precomputation: DhPrecomputation;
+  readonly #lineBudgets = new Map<string, LineBudget>();
+  readonly #readiness = Promise.withResolvers<void>();
+  readonly #finished = Promise.withResolvers<void>();
+  readonly #work = new Set<Promise<void>>();
+  #protocolVersion: 4 | 5 = 5;
   #mqtt: MqttClient | undefined;
-  #running: Promise<void> | undefined;
+  #running = false;
   #stopping = false;
-  #wake: (() => void) | undefined;
-  #kxTimer: NodeTimer | undefined;
+  #failures = 0;
+  #reconnectTimer: ReturnType<typeof setTimeout> | undefined;
+  #kxTimer: ReturnType<typeof setTimeout> | undefined;
   #kxBusy: Promise<void> | undefined;
-  #kxQueueFull = 0;
-  #actions = new Set<Promise<void>>();
-  #actionBytes = 0;
-  #actionsOverLimit = 0;
-  #sweepTimer: NodeTimer | undefined;
+  #sweepTimer: ReturnType<typeof setInterval> | undefined;
   #stats = { keyExchanges: 0, answered: 0, dropped: 0, connections: 0 };
-  #flushWarnings: () => void;
 
-  /**
-   * Checks the options; throws {@linkcode ResponderError} for bad ones.
-   *
-   * @example
-   * ```ts
-   * import { Responder, ResponderError } from "./responder.ts";
-   * import { loadLabGroup } from "./protocol.ts";
-   * const group = loadLabGroup();
-   * try {
-   *   new Responder({ host: "localhost", port: 1884, group, limits: { maxSessions: 0 } });
-   * } catch (error) {
-   *   console.log(error instanceof ResponderError); // true: "invalid limit maxSessions: 0"
-   * }
-   * ```
-   */
+  /** Checks the options; throws {@linkcode ResponderError} for bad ones. */
   constructor(options: ResponderOptions) {
-    this.#options = options;
+    this.#o = options;
     this.#limits = { ...DEFAULT_LIMITS, ...options.limits };
     for (const [name, value] of Object.entries(this.#limits)) {
       if (!(typeof value === "number" && value > 0 && Number.isFinite(value))) {
@@ -286,43 +222,34 @@ export class Responder implements AsyncDisposable {
       throw new ResponderError("invalid limits: reconnectMaxMs < reconnectMinMs");
     }
     this.#log = options.logger ?? silentLogger;
-    const limited = rateLimited(
-      this.#log,
-      this.#limits.warningBurst,
-      this.#limits.warningsPerSecond,
-    );
-    this.#warn = limited.warn;
-    this.#flushWarnings = limited.flush;
-    this.#where = options.host.includes(":")
-      ? `[${options.host}]:${options.port}`
-      : `${options.host}:${options.port}`;
+    this.#where = brokerLabel(options.broker);
+    this.#clientId = options.clientId ??
+      `responder-${crypto.getRandomValues(new Uint8Array(6)).toHex()}`;
     this.#sessions = new SessionCache({
       maxEntries: this.#limits.maxSessions,
       idleMs: this.#limits.sessionIdleMs,
     });
     this.#kxQueue = new CoalescingQueue(this.#limits.maxPendingKeyExchanges);
-    this.ready = this.#readyResolvers.promise;
+    this.#precomputation = new DhPrecomputation(options.group);
+    this.#inFlight = new InFlightBudget({
+      requests: this.#limits.maxRequestsInFlight,
+      bytes: this.#limits.maxBytesInFlight,
+      requestsPerNetid: this.#limits.maxRequestsInFlightPerNetid,
+      bytesPerNetid: this.#limits.maxBytesInFlightPerNetid,
+    });
+    this.ready = this.#readiness.promise;
     this.ready.catch(() => {}); // run() reports the same failure
   }
 
   /**
    * Creates a responder, runs it, and resolves once it is subscribed. Rejects with
-   * {@linkcode ResponderError} on a fatal failure before that (a transient one, like a broker
-   * that is not up yet, is retried: this then waits until it is).
-   *
-   * @example
-   * ```ts
-   * import { Responder } from "./responder.ts";
-   * import { loadLabGroup } from "./protocol.ts";
-   * const group = loadLabGroup();
-   * const responder = await Responder.start({ host: "localhost", port: 1884, group });
-   * await responder.stop();
-   * ```
+   * {@linkcode ResponderError} on a fatal failure before that; a broker that is not up yet is
+   * retried, and this waits until it is.
    */
   static async start(options: ResponderOptions): Promise<Responder> {
     const responder = new Responder(options);
     const running = responder.run();
-    running.catch(() => {}); // before ready it rejects below; later, via run() for who awaits it
+    running.catch(() => {}); // reported through ready, or to whoever awaits run()
     try {
       await Promise.race([responder.ready, running.then(() => responder.ready)]);
     } catch (error) {
@@ -332,282 +259,206 @@ export class Responder implements AsyncDisposable {
     return responder;
   }
 
-  /**
-   * Counters and sizes right now.
-   *
-   * @example
-   * ```ts
-   * import { Responder } from "./responder.ts";
-   * import { loadLabGroup } from "./protocol.ts";
-   * await using responder = await Responder.start({
-   *   host: "localhost",
-   *   port: 1884,
-   *   group: loadLabGroup(),
-   * });
-   * const { sessions, answered, dropped } = responder.stats();
-   * console.log(`${sessions} sessions, ${answered} answered, ${dropped} dropped`);
-   * ```
-   */
+  /** Counters and sizes right now. */
   stats(): ResponderStats {
     return {
       ...this.#stats,
       sessions: this.#sessions.size,
       pendingKeyExchanges: this.#kxQueue.size,
+      requestsInFlight: this.#inFlight.requests,
+      bytesInFlight: this.#inFlight.bytes,
     };
   }
 
   /**
    * Serves until {@linkcode stop} (then resolves) or a fatal failure (then rejects with
-   * {@linkcode ResponderError}). Connection losses are retried with capped, jittered backoff.
-   * Calling it again returns the same promise (so after {@linkcode start}, `run()` is how to
-   * learn of a later fatal failure).
-   *
-   * @example
-   * ```ts
-   * import { Responder } from "./responder.ts";
-   * import { loadLabGroup } from "./protocol.ts";
-   * const responder = new Responder({ host: "localhost", port: 1884, group: loadLabGroup() });
-   * Deno.addSignalListener("SIGTERM", () => responder.stop());
-   * await responder.run();
-   * ```
+   * {@linkcode ResponderError}). Calling it again returns the same promise.
    */
   run(): Promise<void> {
-    this.#running ??= this.#serve();
-    return this.#running;
+    if (!this.#running) {
+      this.#running = true;
+      this.#log.info(`connecting to ${this.#where}`);
+      if (this.#o.identity) {
+        this.#log.info(
+          `identity ${this.#o.identity.fingerprint}: clients check it with ` +
+            `--trust ${this.#o.identity.fingerprint}`,
+        );
+      }
+      const sweepEvery = Math.min(60_000, this.#limits.sessionIdleMs);
+      this.#sweepTimer = setInterval(() => {
+        const expired = this.#sessions.sweep();
+        if (expired > 0) this.#log.debug(`${expired} idle session(s) expired`);
+      }, sweepEvery);
+      Deno.unrefTimer(this.#sweepTimer);
+      this.#connect();
+    }
+    return this.#finished.promise;
   }
 
   /**
-   * Stops serving: closes the connection, stops the key-exchange queue, waits for requests
+   * Stops serving: closes the connection, stops the key-exchange queue, waits for the requests
    * being answered, forgets every session. Idempotent; never rejects.
-   *
-   * @example
-   * ```ts
-   * import { Responder } from "./responder.ts";
-   * import { loadLabGroup } from "./protocol.ts";
-   * const responder = await Responder.start({
-   *   host: "localhost",
-   *   port: 1884,
-   *   group: loadLabGroup(),
-   * });
-   * await responder.stop(); // sessions, and their keys, are gone
-   * await responder.stop(); // a no-op
-   * ```
    */
   async stop(): Promise<void> {
     this.#stopping = true;
-    this.#readyResolvers.reject(new ResponderError("stopped before it was subscribed"));
-    this.#wake?.();
+    this.#readiness.reject(new ResponderError("stopped before it was subscribed"));
+    clearTimeout(this.#reconnectTimer);
     clearTimeout(this.#kxTimer);
-    this.#kxTimer = undefined;
     clearInterval(this.#sweepTimer);
-    this.#sweepTimer = undefined;
     this.#kxQueue.clear();
-    await this.#mqtt?.close();
-    await this.#running?.catch(() => {});
+    const mqtt = this.#mqtt;
+    this.#mqtt = undefined;
+    if (mqtt) await new Promise<void>((resolve) => mqtt.end(true, {}, () => resolve()));
     await this.#kxBusy;
-    await Promise.allSettled([...this.#actions]);
+    await Promise.allSettled([...this.#work]);
     this.#sessions.clear();
-    this.#flushWarnings();
+    for (const budget of this.#lineBudgets.values()) budget.flush();
+    this.#finished.resolve();
   }
 
-  /**
-   * Same as {@linkcode stop}, for `await using`.
-   *
-   * @example
-   * ```ts
-   * import { Responder } from "./responder.ts";
-   * import { loadLabGroup } from "./protocol.ts";
-   * {
-   *   await using responder = await Responder.start({
-   *     host: "localhost",
-   *     port: 1884,
-   *     group: loadLabGroup(),
-   *   });
-   *   // ... serving
-   * } // stopped here, also when the block throws
-   * ```
-   */
+  /** {@linkcode stop}, for `await using`. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.stop();
   }
 
-  async #serve(): Promise<void> {
-    const sweepEvery = Math.min(60_000, this.#limits.sessionIdleMs);
-    const sweeper = setInterval(() => {
-      const expired = this.#sessions.sweep();
-      if (expired > 0) this.#log.debug(`${expired} idle session(s) expired`);
-    }, sweepEvery);
-    Deno.unrefTimer(sweeper); // never what keeps a process alive
-    this.#sweepTimer = sweeper;
-    let failures = 0;
-    try {
-      while (!this.#stopping) {
-        const error = await this.#connectAndServe();
-        if (this.#stopping) break;
-        if (error === "served") {
-          failures = 0; // it was up: start again from the shortest delay
-        }
-        const delay = backoffDelay(failures++, this.#limits);
-        const reason = error === "served" ? "" : `${error.message}; `;
-        this.#log.warn(`${reason}reconnecting in ${(delay / 1000).toFixed(1)} s`);
-        await this.#sleep(delay);
+  // ------------------------------------------------------------------------------------------
+  // The connection
+
+  #connect(): void {
+    if (this.#stopping) return;
+    const v5 = this.#protocolVersion === 5;
+    const mqtt = openMqtt(this.#o.broker, {
+      clientId: this.#clientId,
+      keepaliveSeconds: this.#limits.keepAliveSeconds,
+      protocolVersion: this.#protocolVersion,
+      properties: v5 ? { maximumPacketSize: MAX_PACKET_BYTES } : undefined,
+      connectTimeoutMs: 10_000,
+    });
+    this.#mqtt = mqtt;
+    // Answer what MQTT.js asks at once: the PUBACK goes out now, and the request is ours.
+    mqtt.handleMessage = (packet, done) => {
+      this.#onMessage(packet);
+      done();
+    };
+    let problem: BrokerError | undefined;
+    mqtt.on("connect", () => this.#onConnect(mqtt));
+    mqtt.on("error", (error) => {
+      problem ??= toBrokerError(error, this.#o.broker);
+      const code = (error as { code?: unknown }).code;
+      if (v5 && typeof code === "number" && UNSUPPORTED_PROTOCOL_VERSION.has(code)) {
+        problem = undefined;
+        this.#protocolVersion = 4;
+        this.#log.debug(`${this.#where} does not speak MQTT 5: using MQTT 3.1.1`);
       }
-    } catch (error) {
-      this.#readyResolvers.reject(error);
-      throw error;
-    } finally {
-      clearInterval(this.#sweepTimer);
-      this.#sweepTimer = undefined;
-    }
+    });
+    mqtt.on("close", () => {
+      if (this.#stopping || this.#mqtt !== mqtt) return;
+      const reason = problem;
+      problem = undefined;
+      if (reason?.permanent) return this.#fail(new ResponderError(reason.message));
+      if (v5 && this.#protocolVersion === 4) { // fall back now, on a fresh client
+        mqtt.end(true);
+        return this.#connect();
+      }
+      const delay = backoffDelay(this.#failures++, this.#limits);
+      const what = reason?.message ?? `connection to ${this.#where} lost`;
+      this.#log.warn(`${what}; reconnecting in ${(delay / 1000).toFixed(1)} s`);
+      this.#reconnectTimer = setTimeout(() => {
+        if (!this.#stopping) mqtt.reconnect();
+      }, delay);
+    });
   }
 
-  /**
-   * One connection: connect, subscribe, serve until it ends. Returns "served" after a
-   * connection that was up and then lost, or the MqttError of a failed attempt; throws
-   * ResponderError when retrying cannot help.
-   */
-  async #connectAndServe(): Promise<"served" | MqttError> {
-    const o = this.#options;
-    let mqtt: MqttClient;
-    try {
-      mqtt = await MqttClient.connect({
-        host: o.host,
-        port: o.port,
-        clientId: o.clientId ?? `responder-${crypto.getRandomValues(new Uint8Array(6)).toHex()}`,
-        tls: o.tls,
-        caCerts: o.caCerts,
-        username: o.username,
-        password: o.password,
-        keepAliveSeconds: this.#limits.keepAliveSeconds,
-        maxPacketBytes: MAX_PACKET_BYTES,
-        onMessage: (m) => this.#onMessage(m),
-        onDrop: (reason) => this.#drop(`dropped a message: ${reason}`),
-      });
-    } catch (error) {
-      return this.#classify(error);
-    }
-    this.#mqtt = mqtt;
-    try {
-      if (this.#stopping) return "served";
-      try {
-        await mqtt.subscribe([...REQUEST_FILTERS], 1);
-      } catch (error) {
-        return this.#classify(error);
+  #onConnect(mqtt: MqttClient): void {
+    mqtt.subscribe([...REQUEST_FILTERS], { qos: 1 }, (error, granted) => {
+      if (this.#stopping || this.#mqtt !== mqtt) return;
+      if (error) return; // the connection went away meanwhile: "close" handles it
+      const refused = (granted ?? []).filter((g) => g.qos === 128).map((g) => g.topic);
+      if (refused.length > 0) {
+        return this.#fail(
+          new ResponderError(
+            `${this.#where} refused the subscription to ${refused.join(" and ")} ` +
+              "(does the broker's ACL allow this user to read them?)",
+          ),
+        );
       }
+      this.#failures = 0;
       this.#stats.connections++;
       this.#log.info(`subscribed to ${REQUEST_FILTERS.join(" and ")} on ${this.#where}`);
-      this.#readyResolvers.resolve();
-      const lost = await mqtt.closed;
-      if (lost !== undefined && !this.#stopping) this.#log.warn(lost.message);
-      return "served";
-    } finally {
-      this.#mqtt = undefined;
-      await mqtt.close();
-    }
+      this.#readiness.resolve();
+    });
   }
 
-  /** Transient MqttErrors are returned for a retry; everything else is fatal. */
-  #classify(error: unknown): MqttError {
-    if (!(error instanceof MqttError)) throw error;
-    switch (error.kind) {
-      case "connect":
-      case "timeout":
-      case "lost":
-      case "protocol":
-      case "closed":
-        return error;
-      case "refused":
-        // "server unavailable" is the broker saying "later"; credentials will not fix
-        // themselves.
-        if (/server unavailable/.test(error.message)) return error;
-        throw new ResponderError(error.message);
-      default:
-        // tls (certificate), invalid (options), subscription (ACL), handler (our bug).
-        throw new ResponderError(error.message);
-    }
+  #fail(error: ResponderError): void {
+    this.#readiness.reject(error);
+    this.#finished.reject(error);
+    void this.stop();
   }
 
-  #sleep(ms: number): Promise<void> {
-    return new Promise<void>((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.#wake = done;
-    }).finally(() => this.#wake = undefined);
-  }
+  // ------------------------------------------------------------------------------------------
+  // Incoming messages: cheap checks only, synchronously, before MQTT.js takes the next packet
 
-  #drop(message: string): void {
-    this.#stats.dropped++;
-    this.#warn(message);
-  }
-
-  /** Synchronous on purpose (MqttClient calls it before acknowledging): cheap checks only. */
-  #onMessage(message: MqttMessage): void {
+  #onMessage(packet: IPublishPacket): void {
     if (this.#stopping) return;
-    const where = printable(message.topic);
-    if (message.retain) {
+    const payload = packet.payload as Uint8Array;
+    const where = printable(packet.topic);
+    if (packet.retain) {
       // Published before we subscribed: its client is long gone, or it is replayed junk.
-      return this.#drop(`ignored a retained request on ${where}`);
+      return this.#drop("retained", `ignored a retained request on ${where}`);
     }
-    const request = parseRequestTopic(message.topic);
-    if (request === undefined) return this.#drop(`ignored a message on ${where}: not a request`);
-    if (request.kind === "key-exchange") return this.#onKeyExchange(request.netid, message);
-    if (!isAction(request.action)) {
-      return this.#drop(`ignored a request on ${where}: unknown action`);
+    const request = parseRequestTopic(packet.topic);
+    if (request === undefined) {
+      return this.#drop("topic", `ignored a message on ${where}: not a request`);
     }
-    this.#onAction(request.netid, request.action, message);
+    if (request.kind === "key-exchange") return this.#onKeyExchange(request.netid, payload);
+    if (!isResponderAction(request.action)) {
+      return this.#drop("action", `ignored a request on ${where}: unknown action`);
+    }
+    this.#onAction(request.netid, request.action, payload);
   }
 
-  #onKeyExchange(netid: string, message: MqttMessage): void {
+  #onKeyExchange(netid: string, payload: Uint8Array): void {
     const who = printable(netid);
-    if (message.payload.length > MAX_PUBLIC_KEY_PEM_BYTES) {
+    if (payload.length > MAX_PUBLIC_KEY_PEM_BYTES) {
       return this.#drop(
-        `key exchange for ${who} dropped: ${message.payload.length} bytes is over the ` +
+        "key",
+        `key exchange for ${who} dropped: ${payload.length} bytes is over the ` +
           `${MAX_PUBLIC_KEY_PEM_BYTES}-byte limit`,
       );
     }
-    const pem = decodeUtf8(message.payload);
-    if (pem === undefined) return this.#drop(`key exchange for ${who} dropped: not UTF-8 text`);
+    let pending: PendingKeyExchange;
     try {
-      // Checked now (cheap: no exponentiation) so the queue holds only keys worth the work.
-      decodePublicKeyPem(this.#options.group, pem);
+      // Checked now (cheap: no exponentiation), so the queue holds only keys worth the work.
+      const pem = decodeUtf8(payload);
+      if (pem === undefined) throw new Error("not UTF-8 text");
+      pending = decodePeerPublicKey(this.#o.group, pem);
     } catch (error) {
-      return this.#drop(`key exchange for ${who} dropped: ${oneLine(error)}`);
+      return this.#drop("key", `key exchange for ${who} dropped: ${oneLine(error)}`);
     }
-    const result = this.#kxQueue.offer(netid, pem);
+    const result = this.#kxQueue.offer(netid, pending);
     if (result === "full") {
-      if (this.#kxQueueFull++ === 0) {
-        this.#warn(
-          `key exchange queue full (${this.#kxQueue.capacity} netids waiting): ` +
-            "dropping new ones until it drains",
-        );
-      }
-      this.#stats.dropped++;
-      return;
+      return this.#drop(
+        "queue",
+        `key exchange queue full (${this.#kxQueue.capacity} netids waiting): dropped ${who}`,
+      );
     }
-    if (result === "replaced") this.#log.debug(`key exchange for ${who} replaced a queued one`);
+    if (result === "replaced") {
+      this.#line("debug", "kx", `key exchange for ${who} replaced a queued one`);
+    }
     this.#scheduleKeyExchange();
   }
 
   /**
-   * One key exchange per macrotask turn (setTimeout), so the MQTT reader and action requests
-   * get the event loop between two ~10 ms exponentiations instead of waiting for a backlog.
+   * One key exchange per event-loop turn (a macrotask), so that action requests get the loop
+   * between two exponentiations instead of waiting for a whole backlog.
    */
   #scheduleKeyExchange(): void {
     if (this.#kxTimer !== undefined || this.#kxBusy || this.#stopping) return;
-    if (this.#kxQueue.size === 0) {
-      if (this.#kxQueueFull > 0) {
-        this.#log.info(`key exchange queue drained; ${this.#kxQueueFull} request(s) were dropped`);
-        this.#kxQueueFull = 0;
-      }
-      return;
-    }
+    if (this.#kxQueue.size === 0) return;
     this.#kxTimer = setTimeout(() => {
       this.#kxTimer = undefined;
-      this.#kxBusy = this.#runKeyExchange().catch((error) => {
-        this.#drop(`key exchange failed: ${oneLine(error)}`);
+      this.#kxBusy = this.#keyExchange().catch((error) => {
+        this.#drop("bug", `key exchange failed: ${oneLine(error)}`);
       }).finally(() => {
         this.#kxBusy = undefined;
         this.#scheduleKeyExchange();
@@ -615,137 +466,161 @@ export class Responder implements AsyncDisposable {
     }, 0);
   }
 
-  async #runKeyExchange(): Promise<void> {
+  async #keyExchange(): Promise<void> {
     const item = this.#kxQueue.take();
     if (item === undefined || this.#stopping) return;
-    const who = printable(item.key);
+    const netid = item.key;
+    const who = printable(netid);
     const waited = performance.now() - item.since;
     if (waited > this.#limits.maxKeyExchangeWaitMs) {
-      return this.#drop(`key exchange for ${who} dropped: queued for ${ms(waited)}`);
+      return this.#drop("stale", `key exchange for ${who} dropped: queued for ${ms(waited)}`);
     }
     const started = performance.now();
-    const { group } = this.#options;
-    let fernet: Fernet;
-    let ourPem: string;
-    try {
-      const ours = generateKeyPair(group);
-      ourPem = encodePublicKeyPem(group, ours.publicKey);
-      fernet = await agreeFernet(group, ours, item.value);
-    } catch (error) {
-      // Checked on arrival already; kept so one bad key can never stop the queue.
-      return this.#drop(`key exchange for ${who} failed: ${oneLine(error)}`);
-    }
+    const { group, identity } = this.#o;
+    const dh = { precomputation: this.#precomputation };
+    const ours = generateKeyPair(group, PRIVATE_KEY_BITS, dh);
+    const fernet = await fernetFor(group, ours, item.value.y, dh);
+    const ourDer = encodePublicKeyDer(group, ours.publicKey);
+    const signature = identity
+      ? await signKeyExchange(identity, netid, item.value.der, ourDer)
+      : undefined;
     if (this.#stopping) return;
-    // Stored before the answer goes out: the client's action request can only follow it.
-    this.#sessions.set(item.key, { fernet, createdAt: performance.now() });
+    // Stored before the answer goes out: the client's request can only follow it.
+    this.#sessions.set(netid, { fernet, createdAt: performance.now() });
     this.#stats.keyExchanges++;
-    this.#log.debug(
-      `key exchange for ${who}: session ready in ${ms(performance.now() - started)} ` +
-        `(queued ${ms(started - item.since)}; ${this.#sessions.size} live, ` +
-        `${this.#kxQueue.size} waiting)`,
+    this.#publish(responseTopic(netid, KEY_EXCHANGE), pemEncode("PUBLIC KEY", ourDer));
+    if (signature) this.#publish(signatureTopic(netid), new TextDecoder().decode(signature));
+    this.#line(
+      "info",
+      "session",
+      `session for ${who} ready${signature ? " (signed)" : ""} in ` +
+        `${ms(performance.now() - started)} (queued ${ms(started - item.since)})`,
     );
-    this.#publish(responseTopic(item.key, KEY_EXCHANGE), ourPem, who);
   }
 
-  #onAction(netid: string, action: Action, message: MqttMessage): void {
+  #onAction(netid: string, action: ResponderAction, payload: Uint8Array): void {
     const who = printable(netid);
-    const size = message.payload.length;
+    const size = payload.length;
     if (size > MAX_PAYLOAD_BYTES) {
       return this.#drop(
+        "size",
         `${action} request for ${who} dropped: ${size} bytes is over the ` +
           `${MAX_PAYLOAD_BYTES}-byte limit`,
       );
     }
-    // The session is looked up now, not after a queued key exchange for this netid: a client
-    // can only encrypt under a key we have already published, so the current session is the
-    // only one that can open this token. Waiting would let a newer exchange replace the key
-    // the token was made with.
+    // The session is looked up now: a client can only encrypt under a key already published,
+    // so the current session is the only one that can open this token.
     const session = this.#sessions.get(netid);
     if (session === undefined) {
       const note = this.#kxQueue.has(netid) ? " (its key exchange is still queued)" : "";
-      return this.#drop(`${action} request for ${who} dropped: no session${note}`);
+      return this.#drop("session", `${action} request for ${who} dropped: no session${note}`);
     }
-    if (
-      this.#actions.size >= this.#limits.maxActionsInFlight ||
-      this.#actionBytes + size > this.#limits.maxActionBytesInFlight
-    ) {
-      if (this.#actionsOverLimit++ === 0) {
-        this.#warn(
-          `${this.#actions.size} requests (${this.#actionBytes} bytes) being answered: ` +
-            "dropping new ones until they are done",
-        );
-      }
-      this.#stats.dropped++;
-      return;
+    // The answer is about the size of the request (twice it at most, for random): reserve both.
+    const ticket = this.#inFlight.admit(netid, 3 * size);
+    if (typeof ticket === "string") {
+      const held = ticket === "share"
+        ? `${who} already has requests being answered up to its share (` +
+          `${this.#limits.maxRequestsInFlightPerNetid} requests, ` +
+          `${this.#limits.maxBytesInFlightPerNetid} bytes)`
+        : `no room in the in-flight budget (${this.#inFlight.requests} requests, ` +
+          `${this.#inFlight.bytes} of ${this.#limits.maxBytesInFlight} bytes in flight)`;
+      return this.#drop(ticket, `${action} request for ${who} dropped: ${held}`);
     }
-    this.#actionsOverLimit = 0;
-    this.#actionBytes += size;
-    const work = this.#answer(netid, who, action, session, message.payload).catch((error) => {
-      // A bug of ours, not the peer's: still one line, and the other sessions go on.
-      this.#drop(`${action} request for ${who} failed: ${oneLine(error)}`);
-    }).finally(() => {
-      this.#actionBytes -= size;
-      this.#actions.delete(work);
-    });
-    this.#actions.add(work);
+    const work = this.#answer(netid, who, action, session, payload, ticket).catch((error) => {
+      this.#inFlight.release(ticket);
+      this.#drop("bug", `${action} request for ${who} failed: ${oneLine(error)}`);
+    }).finally(() => this.#work.delete(work));
+    this.#work.add(work);
   }
 
   async #answer(
     netid: string,
     who: string,
-    action: Action,
+    action: ResponderAction,
     session: Session,
     token: Uint8Array,
+    ticket: Ticket,
   ): Promise<void> {
+    const started = performance.now();
     let plain: Uint8Array;
     try {
       plain = await session.fernet.decrypt(token);
     } catch (error) {
       if (!(error instanceof InvalidToken)) throw error;
-      return this.#drop(`${action} request for ${who} dropped: invalid token`);
+      this.#inFlight.release(ticket);
+      return this.#drop("token", `${action} request for ${who} dropped: invalid token`);
     }
-    if (plain.length > MAX_MESSAGE_BYTES) {
+    const text = plain.length > MAX_MESSAGE_BYTES ? undefined : decodeUtf8(plain);
+    if (text === undefined) {
+      this.#inFlight.release(ticket);
       return this.#drop(
-        `${action} request for ${who} dropped: message of ${plain.length} bytes is over the ` +
-          `${MAX_MESSAGE_BYTES}-byte limit`,
+        "text",
+        `${action} request for ${who} dropped: the message is ${
+          plain.length > MAX_MESSAGE_BYTES ? "over the size limit" : "not UTF-8"
+        }`,
       );
     }
-    const text = decodeUtf8(plain);
-    if (text === undefined) {
-      return this.#drop(`${action} request for ${who} dropped: message is not UTF-8`);
-    }
     const answer = await session.fernet.encrypt(applyAction(action, text));
-    if (this.#stopping) return;
+    this.#inFlight.resize(ticket, token.length + answer.length);
+    if (this.#stopping) return this.#inFlight.release(ticket);
+    // Published first, logged after: a log line never costs an answer.
+    this.#publish(responseTopic(netid, action), answer, () => this.#inFlight.release(ticket));
     this.#stats.answered++;
-    const age = performance.now() - session.createdAt;
-    this.#log.info(`answered ${who}/${action} (session key agreed ${ms(age)} earlier)`);
-    this.#log.debug(`${who}/${action}: ${plain.length} bytes in, token of ${answer.length} out`);
-    this.#publish(responseTopic(netid, action), answer, who);
+    this.#line(
+      "info",
+      "answer",
+      `answered ${who}/${action} (${plain.length} bytes) in ${ms(performance.now() - started)}`,
+    );
   }
 
-  /** Fire-and-forget QoS 1 publish on the current connection; a loss is only logged. */
-  #publish(topic: string, payload: string, who: string): void {
+  /**
+   * A QoS 1 publish on the current connection. `done` runs when the broker has acknowledged
+   * it, or it can no longer be delivered. A loss is only logged: the client will time out.
+   */
+  #publish(topic: string, payload: string | Uint8Array, done: () => void = () => {}): void {
     const mqtt = this.#mqtt;
-    if (mqtt === undefined) {
-      this.#log.debug(`answer for ${who} lost: not connected`);
-      return;
+    if (mqtt === undefined || !mqtt.connected) {
+      this.#line("debug", "lost", `answer on ${printable(topic)} lost: not connected`);
+      return done();
     }
-    mqtt.publish(topic, payload, { qos: 1 }).catch((error) => {
-      this.#log.debug(`answer for ${who} may be lost: ${oneLine(error)}`);
+    mqtt.publish(topic, payload as string, { qos: 1 }, (error) => {
+      done();
+      if (error) {
+        this.#line("debug", "lost", `answer on ${printable(topic)} may be lost: ${oneLine(error)}`);
+      }
     });
+  }
+
+  #drop(kind: string, message: string): void {
+    this.#stats.dropped++;
+    this.#line("warn", kind, message);
+  }
+
+  /** A log line through the budget of its kind, so that no flood becomes a flood of lines. */
+  #line(level: "debug" | "info" | "warn", kind: string, message: string): void {
+    const key = `${level}:${kind}`;
+    let budget = this.#lineBudgets.get(key);
+    if (budget === undefined) {
+      budget = new LineBudget(this.#limits.logBurst, this.#limits.logLinesPerSecond);
+      this.#lineBudgets.set(key, budget);
+    }
+    budget.pass(message, (line) => this.#log[level](line));
   }
 }
 
 /**
  * Delay before reconnect attempt `attempt` (0-based): exponential from `reconnectMinMs`,
  * capped at `reconnectMaxMs`, with "equal jitter" (a random point in the upper half), so it
- * never collapses to zero yet responders restarted together spread out.
+ * never collapses to zero, yet responders restarted together spread out.
  *
  * @example
  * ```ts
- * import { backoffDelay, DEFAULT_LIMITS } from "./responder.ts";
- * backoffDelay(0, DEFAULT_LIMITS); // 250..500
- * backoffDelay(20, DEFAULT_LIMITS); // 15000..30000
+ * import assert from "node:assert/strict";
+ * import { backoffDelay } from "./responder.ts";
+ * const limits = { reconnectMinMs: 500, reconnectMaxMs: 30_000 };
+ * assert.equal(backoffDelay(0, limits, () => 0), 250);
+ * assert.equal(backoffDelay(3, limits, () => 1), 4000);
+ * assert.equal(backoffDelay(20, limits, () => 1), 30_000);
  * ```
  */
 export function backoffDelay(
@@ -766,8 +641,9 @@ export function backoffDelay(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { printable } from "./responder.ts";
- * printable("evil\nresponder: answered"); // "evil\\nresponder: answered"
+ * assert.equal(printable("evil\nresponder: answered"), "evil\\nresponder: answered");
  * ```
  */
 export function printable(text: string, max = 80): string {
@@ -786,37 +662,4 @@ function ms(value: number): string {
 function oneLine(error: unknown): string {
   const text = error instanceof Error ? error.message : String(error);
   return printable(text.split("\n")[0], 200);
-}
-
-/**
- * `warn` through a token bucket: `burst` lines, then `perSecond`; what it holds back is
- * counted and reported with the next line let through (or by `flush`).
- */
-function rateLimited(
-  log: Logger,
-  burst: number,
-  perSecond: number,
-): { warn: (message: string) => void; flush: () => void } {
-  let tokens = burst;
-  let last = performance.now();
-  let suppressed = 0;
-  const flush = () => {
-    if (suppressed > 0) log.warn(`${suppressed} similar warning(s) suppressed`);
-    suppressed = 0;
-  };
-  return {
-    warn(message) {
-      const now = performance.now();
-      tokens = Math.min(burst, tokens + ((now - last) / 1000) * perSecond);
-      last = now;
-      if (tokens < 1) {
-        suppressed++;
-        return;
-      }
-      tokens--;
-      flush();
-      log.warn(message);
-    },
-    flush,
-  };
 }

@@ -1,81 +1,30 @@
 /**
- * `deno task compile`: build `secure_mqtt_client` and `secure_mqtt_responder` as standalone
- * executables (`deno compile`) that run with no Deno installed, from any working directory.
+ * `deno task compile`: builds `secure_mqtt_client` and `secure_mqtt_responder` as standalone
+ * executables (`deno compile`) that run with no Deno installed, from any working directory
+ * (docs/binary.md).
  *
- * What goes into each binary: the entry point and its static module graph, which includes
- * `dhparam4096.pem` (a text import in lib/protocol.ts) and `deno.json` (for `--version`), plus
- * the permissions in {@linkcode BAKED_PERMISSIONS}. `deno compile` glues that onto *denort*, the
- * slim Deno runtime, which it downloads once per version and target into `$DENO_DIR`. Where
- * that download cannot work (no internet), point `DENORT_BIN` at a denort binary instead.
- * Every failure is one line on stderr (exit 1; a bad command line exits 2), never a trace.
+ * Each binary holds its entry point's module graph (`dhparam4096.pem` and `deno.json` are
+ * imports, so they are in it) and the permissions of its `deno.json` task, which a binary can
+ * never exceed. `deno compile` glues that onto denort, the slim Deno runtime it downloads once
+ * per version and target; where that download cannot work, `DENORT_BIN` names a denort to use.
  *
- * @example
- * ```sh
- * deno task compile                # writes ./secure_mqtt_client and ./secure_mqtt_responder
- * deno task compile --target aarch64-unknown-linux-gnu --output-dir dist/arm64
- * DENORT_BIN=$HOME/denort deno task compile   # offline, with a denort you copied in
- * ```
  * @module
  */
 
-import { parseArgs } from "node:util";
+import { parseArguments, UsageError } from "../lib/cli/args.ts";
+import { printErr, printOut, runCommand } from "../lib/cli/command.ts";
+import denoJson from "../deno.json" with { type: "json" };
 
-/** The project root (deno.json, main.ts, responder.ts), wherever the script is run from. */
-/** The project root as a path: `URL.pathname` would keep percent-escapes (a space is %20). */
+/** The project root, wherever the script is run from (decoded: a path may hold a space). */
 const ROOT = decodeURIComponent(new URL("../", import.meta.url).pathname);
 
-/**
- * What the script builds: output name → entry point, relative to the project root.
- *
- * @example
- * ```ts
- * import { COMMANDS } from "./compile.ts";
- * for (const [name, entry] of Object.entries(COMMANDS)) console.log(`${name} <- ${entry}`);
- * // secure_mqtt_client <- main.ts
- * // secure_mqtt_responder <- responder.ts
- * ```
- */
-export const COMMANDS: Readonly<Record<string, string>> = {
-  secure_mqtt_client: "main.ts",
-  secure_mqtt_responder: "responder.ts",
+/** What the script builds: output name → the deno.json task whose entry and flags it takes. */
+export const COMMANDS: Readonly<Record<string, "client" | "responder">> = {
+  secure_mqtt_client: "client",
+  secure_mqtt_responder: "responder",
 };
 
-/**
- * Permissions baked into both binaries (a compiled binary can never exceed them, and never
- * prompts for more):
- *
- * - `--allow-net`: the broker's host and port are run-time arguments, so no list fits.
- * - `--allow-env=MQTT_PASSWORD`: the only variable either command reads.
- * - `--allow-read`, unscoped: `--cafile FILE` names a file chosen at run time, anywhere the
- *   user keeps it, and Deno scopes can only name paths known at build time. That is the only
- *   read the code does (`dhparam4096.pem` is embedded as a module, not read from disk). The
- *   binary cannot load code it was not built with (no --allow-import, -run, -ffi, -write), so
- *   only our own code can use the grant. `--read-scope` narrows it for sites whose CA path is
- *   fixed.
- * - `--no-prompt`: a denied permission throws (and is reported in one line) instead of asking.
- *
- * @example
- * ```ts
- * import { BAKED_PERMISSIONS } from "./compile.ts";
- * BAKED_PERMISSIONS.includes("--allow-write"); // false: no binary can write a file
- * ```
- */
-export const BAKED_PERMISSIONS: readonly string[] = [
-  "--allow-net",
-  "--allow-env=MQTT_PASSWORD",
-  "--allow-read",
-  "--no-prompt",
-];
-
-/**
- * Targets `deno compile --target` accepts in Deno 2.x; the lab machines run the first.
- *
- * @example
- * ```ts
- * import { TARGETS } from "./compile.ts";
- * TARGETS.includes(Deno.build.target); // true where this machine can be the default target
- * ```
- */
+/** Targets `deno compile --target` accepts in Deno 2.x; the lab machines run the first. */
 export const TARGETS: readonly string[] = [
   "x86_64-unknown-linux-gnu",
   "aarch64-unknown-linux-gnu",
@@ -97,179 +46,53 @@ options:
                       one of: ${TARGETS.join(", ")}
   --output-dir DIR    where to write the binaries (default: the project root)
   --read-scope PATHS  comma-separated files/directories the binaries may read, instead of any
-                      (then --cafile works only for a CA file under one of them)
+                      (then --cafile and --identity work only for files under one of them)
 
 environment:
   DENORT_BIN          path to a denort binary (Deno ${Deno.version.deno}, for TARGET) to build
                       on, instead of downloading it: for machines without internet
 `;
 
-/** A bad command line for this script (exit 2). */
-class UsageError extends Error {}
-
-/** A failure already phrased as one line for stderr (exit 1). */
-class BuildError extends Error {}
-
-interface Options {
-  target: string;
-  outputDir: string;
-  readScope?: string;
-}
-
-function parseOptions(args: string[]): Options | "help" {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      options: {
-        help: { type: "boolean", short: "h" },
-        target: { type: "string" },
-        "output-dir": { type: "string" },
-        "read-scope": { type: "string" },
-      },
-      strict: true,
-      allowPositionals: false,
-    });
-  } catch (error) {
-    // node's messages can run to several lines; keep the first.
-    throw new UsageError(String((error as Error).message).split("\n")[0]);
-  }
-  const { values } = parsed;
-  if (values.help) return "help";
-  const target = values.target ?? Deno.build.target;
-  if (!TARGETS.includes(target)) {
-    throw new UsageError(`unknown --target '${target}' (choose from ${TARGETS.join(", ")})`);
-  }
-  const outputDir = values["output-dir"] ?? ROOT;
-  if (outputDir === "") throw new UsageError("--output-dir must not be empty");
-  const readScope = values["read-scope"];
-  if (readScope !== undefined && readScope.split(",").some((p) => p.trim() === "")) {
-    throw new UsageError(`--read-scope '${readScope}' has an empty path`);
-  }
-  return { target, outputDir: resolvePath(outputDir), readScope };
-}
-
-function resolvePath(path: string): string {
-  return path.startsWith("/") ? path : `${Deno.cwd()}/${path}`;
+/** A build failure, already one line for stderr (exit 1). */
+export class BuildError extends Error {
+  override name = "BuildError";
 }
 
 /**
- * Checks a `DENORT_BIN` value before `deno compile` sees it, so each way it can be wrong gets
- * its own line. Returns the absolute path (the compile runs from the project root, not here).
- * Executable is demanded although `deno compile` only reads the file: a denort that lost its
- * x bit was most likely copied in wrongly, and on a Windows target the check is skipped.
+ * A task's command line from deno.json: its permission flags and its entry point. The binaries
+ * take exactly these flags, so `deno task` and the binaries never drift apart.
  *
  * @example
  * ```ts
- * import { checkDenortBin } from "./compile.ts";
- * const raw = Deno.env.get("DENORT_BIN");
- * if (raw !== undefined) {
- *   const denortBin = checkDenortBin(raw, "x86_64-unknown-linux-gnu"); // an absolute path
- * }
+ * import assert from "node:assert/strict";
+ * import { taskParts } from "./compile.ts";
+ * const { flags, entry } = taskParts("client");
+ * assert.equal(entry, "main.ts");
+ * assert.ok(flags.includes("--allow-net"));
  * ```
  */
-export function checkDenortBin(path: string, target: string): string {
-  const where = `DENORT_BIN=${path}`;
-  if (path === "") throw new BuildError(`${where} is empty; unset it or give a denort path`);
-  const absolute = resolvePath(path);
-  let info: Deno.FileInfo;
-  try {
-    info = Deno.statSync(absolute);
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) {
-      throw new BuildError(`${where}: no such file (give the path of an unzipped denort binary)`);
-    }
-    throw new BuildError(`${where}: cannot read it: ${firstLine(error)}`);
+export function taskParts(task: "client" | "responder"): { flags: string[]; entry: string } {
+  const words = denoJson.tasks[task].trim().split(/\s+/);
+  if (words[0] !== "deno" || words[1] !== "run") {
+    throw new Error(`task ${task} is not a "deno run": ${denoJson.tasks[task]}`);
   }
-  if (!info.isFile) throw new BuildError(`${where} is not a file (give the denort binary itself)`);
-  const windows = target.includes("windows");
-  if (!windows && info.mode !== null && (info.mode & 0o111) === 0) {
-    throw new BuildError(`${where} is not executable (chmod +x it, or re-extract the denort zip)`);
-  }
-  return absolute;
+  return { flags: words.slice(2, -1), entry: words.at(-1)! };
 }
 
 /**
- * Turns a failed `deno compile`'s output into one line when the failure is about the base
- * binary (denort): the download failed, or `DENORT_BIN` is unusable. Returns `undefined` for
- * any other failure (a type error, a missing module), whose own output is the best report.
- *
- * @example
- * ```ts
- * import { explainCompileFailure } from "./compile.ts";
- * explainCompileFailure("Caused by:\n 0: Setting up base binary.\n 1: dns error", {
- *   target: "x86_64-unknown-linux-gnu",
- * }); // "cannot download denort (...): dns error; ... set DENORT_BIN ..."
- * ```
- */
-export function explainCompileFailure(
-  output: string,
-  context: { target: string; denortBin?: string },
-): string | undefined {
-  const text = stripAnsi(output);
-  const aboutBase = /Setting up base binary|Could not find denort|Writing binary bytes/.test(text);
-  if (!aboutBase) return undefined;
-  const cause = rootCause(text);
-  if (context.denortBin !== undefined) {
-    return `DENORT_BIN=${context.denortBin} cannot serve as the Deno runtime for ` +
-      `${context.target}: ${cause} (it must be denort ${Deno.version.deno} for that target)`;
-  }
-  const zip = `denort-${context.target}.zip`;
-  return `cannot download the Deno runtime for the binaries (${zip} of Deno ` +
-    `${Deno.version.deno}): ${cause}; without internet, set DENORT_BIN to that denort, ` +
-    `unzipped (see README: Install on the lab machines)`;
-}
-
-/** The innermost `N: reason` line of an anyhow "Caused by:" chain, else the first error line. */
-function rootCause(text: string): string {
-  const chain = text.split("Caused by:")[1] ?? "";
-  const reasons = chain.split("\n")
-    .map((line) => /^\s*\d+:\s*(.*\S)\s*$/.exec(line)?.[1])
-    .filter((r): r is string => r !== undefined && !/^<unknown>$/.test(r));
-  const last = reasons.at(-1) ?? /^error: (.*)$/m.exec(text)?.[1] ?? "unknown error";
-  return last.replace(/[.]$/, "");
-}
-
-function stripAnsi(text: string): string {
-  // deno colours its output unless NO_COLOR is set; we match and quote plain text.
-  // deno-lint-ignore no-control-regex
-  return text.replace(/\x1b\[[0-9;]*m/g, "");
-}
-
-/** `deno compile`'s own report, minus any Rust backtrace (noise, and not ours to show). */
-function withoutBacktrace(text: string): string {
-  return text.split(/\n\s*Stack backtrace:/)[0].trimEnd();
-}
-
-function firstLine(error: unknown): string {
-  return (error instanceof Error ? error.message : String(error)).split("\n")[0];
-}
-
-/**
- * The `deno compile` arguments for one binary.
- *
- * @example
- * ```ts
- * import { compileArgs } from "./compile.ts";
- * compileArgs("main.ts", "dist/secure_mqtt_client", {
- *   target: "x86_64-unknown-linux-gnu",
- *   readScope: "/etc/ssl",
- * });
- * // ["compile", "--no-check", "--allow-net", "--allow-env=MQTT_PASSWORD", "--allow-read=/etc/ssl",
- * //  "--no-prompt", "--target", "x86_64-unknown-linux-gnu", "--output", "dist/secure_mqtt_client",
- * //  "main.ts"]
- * ```
+ * The `deno compile` arguments for one binary: the task's flags (with `--allow-read` narrowed
+ * to `readScope` when given), the target and the output.
  */
 export function compileArgs(
-  entry: string,
+  task: "client" | "responder",
   output: string,
   options: { target: string; readScope?: string },
 ): string[] {
+  const { flags, entry } = taskParts(task);
   const permissions = options.readScope === undefined
-    ? BAKED_PERMISSIONS
-    : BAKED_PERMISSIONS.map((p) => p === "--allow-read" ? `--allow-read=${options.readScope}` : p);
-  // --no-check: build() type-checks both entry points first, in one `deno check` (about half
-  // the cost of each compile checking its own graph).
+    ? flags
+    : flags.map((f) => f === "--allow-read" ? `--allow-read=${options.readScope}` : f);
+  // --no-check: the build type-checks both entry points first, in one `deno check`.
   return [
     "compile",
     "--no-check",
@@ -280,6 +103,80 @@ export function compileArgs(
     output,
     entry,
   ];
+}
+
+/**
+ * Checks a `DENORT_BIN` value before `deno compile` sees it, so that each way it can be wrong
+ * gets its own line. Returns the absolute path (the compile runs from the project root).
+ */
+export function checkDenortBin(path: string, target: string): string {
+  const where = `DENORT_BIN=${path}`;
+  if (path === "") throw new BuildError(`${where} is empty; unset it or give a denort path`);
+  const absolute = path.startsWith("/") ? path : `${Deno.cwd()}/${path}`;
+  let info: Deno.FileInfo;
+  try {
+    info = Deno.statSync(absolute);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) {
+      throw new BuildError(`${where}: no such file (give the path of an unzipped denort binary)`);
+    }
+    throw new BuildError(`${where}: cannot read it: ${firstLine(error)}`, { cause: error });
+  }
+  if (!info.isFile) throw new BuildError(`${where} is not a file (give the denort binary itself)`);
+  // A denort that lost its x bit was most likely copied in wrongly; Windows has no such bit.
+  if (!target.includes("windows") && info.mode !== null && (info.mode & 0o111) === 0) {
+    throw new BuildError(`${where} is not executable (chmod +x it, or re-extract the denort zip)`);
+  }
+  return absolute;
+}
+
+/**
+ * One line for a failed `deno compile` whose failure is about the base binary (denort): the
+ * download failed, or `DENORT_BIN` is unusable. `undefined` for any other failure (a type
+ * error, a missing module), whose own output says best what is wrong.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { explainCompileFailure } from "./compile.ts";
+ * const line = explainCompileFailure("Caused by:\n 0: Setting up base binary.\n 1: dns error", {
+ *   target: "x86_64-unknown-linux-gnu",
+ * });
+ * assert.match(line!, /^cannot download the Deno runtime .*: dns error; .*DENORT_BIN/);
+ * ```
+ */
+export function explainCompileFailure(
+  output: string,
+  context: { target: string; denortBin?: string },
+): string | undefined {
+  // deno colours its output unless NO_COLOR is set; we match and quote plain text.
+  // deno-lint-ignore no-control-regex
+  const text = output.replace(/\x1b\[[0-9;]*m/g, "");
+  if (!/Setting up base binary|Could not find denort|Writing binary bytes/.test(text)) {
+    return undefined;
+  }
+  // The innermost "N: reason" line of anyhow's "Caused by:" chain, else the first error line.
+  const reasons = (text.split("Caused by:")[1] ?? "").split("\n")
+    .map((line) => /^\s*\d+:\s*(.*\S)\s*$/.exec(line)?.[1])
+    .filter((r): r is string => r !== undefined && r !== "<unknown>");
+  const cause = (reasons.at(-1) ?? /^error: (.*)$/m.exec(text)?.[1] ?? "unknown error")
+    .replace(/[.]$/, "");
+  if (context.denortBin !== undefined) {
+    return `DENORT_BIN=${context.denortBin} cannot serve as the Deno runtime for ` +
+      `${context.target}: ${cause} (it must be denort ${Deno.version.deno} for that target)`;
+  }
+  return `cannot download the Deno runtime for the binaries (denort-${context.target}.zip of ` +
+    `Deno ${Deno.version.deno}): ${cause}; without internet, set DENORT_BIN to that denort, ` +
+    "unzipped (see docs/binary.md)";
+}
+
+function firstLine(error: unknown): string {
+  return (error instanceof Error ? error.message : String(error)).split("\n")[0];
+}
+
+/** `deno compile`'s own report, minus any Rust backtrace (noise, and not ours to show). */
+function withoutBacktrace(text: string): string {
+  return text.split(/\n\s*Stack backtrace:/)[0].trimEnd();
 }
 
 /** Runs `deno ARGS` from the project root (so deno finds deno.json, whatever our cwd is). */
@@ -299,34 +196,72 @@ async function deno(args: string[], env: Record<string, string>) {
   };
 }
 
-async function build(options: Options, denortBin: string | undefined): Promise<string[]> {
-  const entries = Object.values(COMMANDS);
+async function main(args: string[]): Promise<number> {
+  const { values, positionals } = parseArguments(args, {
+    help: { type: "boolean", short: "h" },
+    target: { type: "string" },
+    "output-dir": { type: "string" },
+    "read-scope": { type: "string" },
+  });
+  if (values.help) return printOut(HELP), 0;
+  if (positionals.length > 0) {
+    throw new UsageError(`unrecognized arguments: ${positionals.join(" ")}`);
+  }
+  const target = values.target ?? Deno.build.target;
+  if (!TARGETS.includes(target)) {
+    throw new UsageError(`unknown --target '${target}' (choose from ${TARGETS.join(", ")})`);
+  }
+  const dir = values["output-dir"] ?? ROOT;
+  if (dir === "") throw new UsageError("--output-dir must not be empty");
+  const outputDir = (dir.startsWith("/") ? dir : `${Deno.cwd()}/${dir}`).replace(/\/$/, "");
+  const readScope = values["read-scope"];
+  if (readScope !== undefined && readScope.split(",").some((p) => p.trim() === "")) {
+    throw new UsageError(`--read-scope '${readScope}' has an empty path`);
+  }
+  let raw: string | undefined;
+  try {
+    raw = Deno.env.get("DENORT_BIN");
+  } catch (error) {
+    throw new BuildError("cannot read DENORT_BIN: run this as `deno task compile`", {
+      cause: error,
+    });
+  }
+  const denortBin = raw === undefined ? undefined : checkDenortBin(raw, target);
+
+  const entries = Object.values(COMMANDS).map((task) => taskParts(task).entry);
   const checked = await deno(["check", ...entries], {});
   if (!checked.success) {
     throw new BuildError(
       `deno check ${entries.join(" ")} failed:\n${withoutBacktrace(checked.text)}`,
     );
   }
-  const reports: string[] = [];
-  for (const [name, entry] of Object.entries(COMMANDS)) {
-    const output = `${options.outputDir.replace(/\/$/, "")}/${name}`;
+  for (const [name, task] of Object.entries(COMMANDS)) {
+    const output = `${outputDir}/${name}`;
     const result = await deno(
-      compileArgs(entry, output, options),
+      compileArgs(task, output, { target, readScope }),
       denortBin === undefined ? {} : { DENORT_BIN: denortBin },
     );
-    const text = result.text;
     if (!result.success) {
-      const line = explainCompileFailure(text, { target: options.target, denortBin });
-      if (line !== undefined) throw new BuildError(line);
-      // Not about denort (a type error, a missing module): deno's own report says best what.
-      throw new BuildError(`deno compile ${entry} failed:\n${withoutBacktrace(text)}`);
+      const line = explainCompileFailure(result.text, { target, denortBin });
+      throw new BuildError(
+        line ?? `deno compile ${taskParts(task).entry} failed:\n${withoutBacktrace(result.text)}`,
+      );
     }
-    reports.push(withoutBacktrace(text));
-    const file = options.target.includes("windows") ? `${output}.exe` : output;
+    // deno compile's own report lists what went into the binary (dhparam4096.pem among it).
+    printErr(`${withoutBacktrace(result.text)}\n`);
+    const file = target.includes("windows") ? `${output}.exe` : output;
     const size = Deno.statSync(file).size / (1024 * 1024);
-    reports.push(`${NAME}: built ${file} (${size.toFixed(0)} MiB, ${options.target})`);
+    printErr(`${NAME}: built ${file} (${size.toFixed(0)} MiB, ${target})\n`);
   }
-  return reports;
+  if (denortBin !== undefined && isDenoCli(denortBin)) {
+    // Allowed, because it checks the whole build offline (CI does this), but the output only
+    // behaves like `deno`: say so, or someone will ship it.
+    printErr(
+      `${NAME}: warning: DENORT_BIN is the deno CLI, not denort: the files above were built ` +
+        "but do not run our programs (a build check only; do not ship them)\n",
+    );
+  }
+  return 0;
 }
 
 function isDenoCli(path: string): boolean {
@@ -337,59 +272,8 @@ function isDenoCli(path: string): boolean {
   }
 }
 
-function readDenortEnv(): string | undefined {
-  try {
-    return Deno.env.get("DENORT_BIN");
-  } catch {
-    throw new BuildError("cannot read DENORT_BIN: run this as `deno task compile`");
-  }
+if (import.meta.main) {
+  Deno.exit(
+    await runCommand({ name: NAME, usage: USAGE, failures: [BuildError], main }, Deno.args),
+  );
 }
-
-/**
- * Runs the script; returns the exit status (0 built, 1 failure, 2 usage error).
- *
- * @example
- * ```ts
- * import { main } from "./compile.ts";
- * await main(["--help"]); // 0, after printing the help
- * await main(["--target", "vax"]); // 2: an unknown target is a usage error
- * ```
- */
-export async function main(args: string[]): Promise<number> {
-  try {
-    const options = parseOptions(args);
-    if (options === "help") {
-      console.log(HELP);
-      return 0;
-    }
-    const raw = readDenortEnv();
-    const denortBin = raw === undefined ? undefined : checkDenortBin(raw, options.target);
-    for (const line of await build(options, denortBin)) console.error(line);
-    if (denortBin !== undefined && isDenoCli(denortBin)) {
-      // Allowed, because it checks the whole build offline (CI does this), but the output
-      // only behaves like `deno`: say so, or someone will ship it.
-      console.error(
-        `${NAME}: warning: DENORT_BIN is the deno CLI, not denort: the files above were built ` +
-          "but do not run our programs (a build check only; do not ship them)",
-      );
-    }
-    return 0;
-  } catch (error) {
-    if (error instanceof UsageError) {
-      console.error(`${NAME}: error: ${error.message}\n${USAGE}`);
-      return 2;
-    }
-    if (error instanceof BuildError) {
-      console.error(`${NAME}: error: ${error.message}`);
-      return 1;
-    }
-    if (error instanceof Deno.errors.NotCapable) {
-      console.error(`${NAME}: error: ${firstLine(error)} (run this as \`deno task compile\`)`);
-      return 1;
-    }
-    console.error(`${NAME}: internal error: ${firstLine(error)}`);
-    return 1;
-  }
-}
-
-if (import.meta.main) Deno.exit(await main(Deno.args));

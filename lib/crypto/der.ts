@@ -10,55 +10,32 @@
  *
  * @example
  * ```ts
- * import { DerReader, encodeInteger, encodeSequence } from "./der.ts";
+ * import assert from "node:assert/strict";
+ * import { DerError, DerReader, encodeInteger, encodeSequence } from "./der.ts";
  * const der = encodeSequence(encodeInteger(65537n));
+ * assert.equal(der.toHex(), "3005020301" + "0001");
  * const outer = new DerReader(der);
  * const seq = outer.readSequence();
  * outer.end();
- * console.log(seq.readPositiveInteger()); // 65537n
+ * assert.equal(seq.readPositiveInteger(), 65537n);
+ * seq.end();
+ * // The same value with a padded length (BER allows it, DER does not).
+ * const padded = Uint8Array.fromHex("308105020301" + "0001");
+ * assert.throws(() => new DerReader(padded).readSequence(), DerError);
  * ```
  * @module
  */
 
-/**
- * Every malformed-DER failure. The message is short and never echoes the input's contents.
- *
- * @example
- * ```ts
- * import { DerError, DerReader } from "./der.ts";
- * try {
- *   new DerReader(Uint8Array.of(0x02, 0x05, 0x01)).readInteger();
- * } catch (error) {
- *   if (!(error instanceof DerError)) throw error;
- *   console.log(error.message); // "truncated: contents"
- * }
- * ```
- */
+/** Every malformed-DER failure. The message is short and never echoes the input's contents. */
 export class DerError extends Error {
-  /**
-   * `message`: a short reason, never the input's contents.
-   *
-   * @example
-   * ```ts
-   * import { DerError } from "./der.ts";
-   * throw new DerError("trailing bytes");
-   * ```
-   */
+  /** `message` is a short reason, never the input's contents. */
   constructor(message: string) {
     super(message);
     this.name = "DerError";
   }
 }
 
-/**
- * The universal tags this codec understands (X.690 §8.1.2; SEQUENCE has the constructed bit).
- *
- * @example
- * ```ts
- * import { Tag } from "./der.ts";
- * console.log(Tag.SEQUENCE); // 0x30
- * ```
- */
+/** The universal tags this codec understands (X.690 §8.1.2; SEQUENCE has the constructed bit). */
 export const Tag = {
   INTEGER: 0x02,
   BIT_STRING: 0x03,
@@ -66,16 +43,7 @@ export const Tag = {
   SEQUENCE: 0x30,
 } as const;
 
-/**
- * One decoded TLV: its tag byte and a view (not a copy) of its contents.
- *
- * @example
- * ```ts
- * import { type DerElement, DerReader, encodeInteger } from "./der.ts";
- * const element: DerElement = new DerReader(encodeInteger(5n)).readElement();
- * // { tag: 0x02, contents: Uint8Array [5] }
- * ```
- */
+/** One decoded TLV: its tag byte and a view (not a copy) of its contents. */
 export interface DerElement {
   /** The tag byte, e.g. {@linkcode Tag.INTEGER}. */
   readonly tag: number;
@@ -88,76 +56,27 @@ const hex2 = (n: number) => "0x" + n.toString(16).padStart(2, "0");
 /**
  * Reads DER elements one after another from a byte view. A failed read throws DerError and
  * leaves the position where it was.
- *
- * @example
- * ```ts
- * import { DerReader, encodeOid } from "./der.ts";
- * const r = new DerReader(encodeOid("1.2.840.113549.1.3.1"));
- * console.log(r.readOid()); // "1.2.840.113549.1.3.1"
- * r.end();
- * ```
  */
 export class DerReader {
   #bytes: Uint8Array;
   #pos = 0;
 
-  /**
-   * Reads from `bytes` (kept by reference, not copied).
-   *
-   * @example
-   * ```ts
-   * import { DerReader, encodeInteger } from "./der.ts";
-   * const der = encodeInteger(5n);
-   * const r = new DerReader(der);
-   * der[2] = 6; // the reader sees this change
-   * r.readInteger(); // 6n
-   * ```
-   */
+  /** Reads from `bytes`, kept by reference, not copied. */
   constructor(bytes: Uint8Array) {
     this.#bytes = bytes;
   }
 
-  /**
-   * Bytes not consumed yet.
-   *
-   * @example
-   * ```ts
-   * import { DerReader, encodeInteger } from "./der.ts";
-   * const r = new DerReader(encodeInteger(5n));
-   * console.log(r.remaining); // 3
-   * r.readInteger();
-   * console.log(r.remaining); // 0
-   * ```
-   */
+  /** Bytes not consumed yet. */
   get remaining(): number {
     return this.#bytes.length - this.#pos;
   }
 
-  /**
-   * The next tag byte, or undefined at the end; consumes nothing.
-   *
-   * @example
-   * ```ts
-   * import { DerReader, encodeInteger, Tag } from "./der.ts";
-   * const r = new DerReader(encodeInteger(5n));
-   * if (r.peekTag() === Tag.INTEGER) r.readInteger(); // 5n
-   * r.peekTag(); // undefined
-   * ```
-   */
+  /** The next tag byte, or undefined at the end; consumes nothing. */
   peekTag(): number | undefined {
     return this.#pos < this.#bytes.length ? this.#bytes[this.#pos] : undefined;
   }
 
-  /**
-   * Reads the next element, whatever its (single-byte) tag.
-   *
-   * @example
-   * ```ts
-   * import { DerReader } from "./der.ts";
-   * const r = new DerReader(Uint8Array.of(0x05, 0x00)); // NULL, which has no read method
-   * r.readElement(); // { tag: 0x05, contents: Uint8Array [] }
-   * ```
-   */
+  /** Reads the next element, whatever its (single-byte) tag. */
   readElement(): DerElement {
     const b = this.#bytes;
     let pos = this.#pos;
@@ -184,16 +103,7 @@ export class DerReader {
     return { tag, contents: b.subarray(pos, pos + length) };
   }
 
-  /**
-   * Reads the next element, which must have tag `tag`; returns its contents.
-   *
-   * @example
-   * ```ts
-   * import { DerReader, encodeInteger, Tag } from "./der.ts";
-   * const r = new DerReader(encodeInteger(5n));
-   * r.read(Tag.INTEGER); // Uint8Array [5]
-   * ```
-   */
+  /** Reads the next element, which must have tag `tag`; returns its contents. */
   read(tag: number): Uint8Array {
     const got = this.peekTag();
     if (got === undefined) throw new DerError(`truncated: expected tag ${hex2(tag)}`);
@@ -201,32 +111,12 @@ export class DerReader {
     return this.readElement().contents;
   }
 
-  /**
-   * Reads a SEQUENCE and returns a reader over its contents.
-   *
-   * @example
-   * ```ts
-   * import { DerReader, encodeInteger, encodeSequence } from "./der.ts";
-   * const r = new DerReader(encodeSequence(encodeInteger(1n), encodeInteger(2n)));
-   * const seq = r.readSequence();
-   * const pair = [seq.readInteger(), seq.readInteger()]; // [1n, 2n]
-   * seq.end();
-   * r.end();
-   * ```
-   */
+  /** Reads a SEQUENCE and returns a reader over its contents. */
   readSequence(): DerReader {
     return new DerReader(this.read(Tag.SEQUENCE));
   }
 
-  /**
-   * Reads an INTEGER of any sign (minimal two's complement, X.690 §8.3.2).
-   *
-   * @example
-   * ```ts
-   * import { DerReader, encodeInteger } from "./der.ts";
-   * new DerReader(encodeInteger(-129n)).readInteger(); // -129n (02 02 ff 7f)
-   * ```
-   */
+  /** Reads an INTEGER of any sign (minimal two's complement, X.690 §8.3.2). */
   readInteger(): bigint {
     const c = this.read(Tag.INTEGER);
     if (c.length === 0) throw new DerError("empty INTEGER");
@@ -238,36 +128,14 @@ export class DerReader {
     return c[0] < 0x80 ? magnitude : magnitude - (1n << BigInt(c.length * 8));
   }
 
-  /**
-   * Reads an INTEGER that must be > 0 (moduli, generators, counters).
-   *
-   * @example
-   * ```ts
-   * import { DerError, DerReader, encodeInteger } from "./der.ts";
-   * new DerReader(encodeInteger(2n)).readPositiveInteger(); // 2n
-   * try {
-   *   new DerReader(encodeInteger(0n)).readPositiveInteger();
-   * } catch (error) {
-   *   console.log(error instanceof DerError); // true: "INTEGER must be positive"
-   * }
-   * ```
-   */
+  /** Reads an INTEGER that must be > 0 (moduli, generators, counters). */
   readPositiveInteger(): bigint {
     const value = this.readInteger();
     if (value <= 0n) throw new DerError("INTEGER must be positive");
     return value;
   }
 
-  /**
-   * Reads an OBJECT IDENTIFIER as dotted decimal (X.690 §8.19).
-   *
-   * @example
-   * ```ts
-   * import { DerReader } from "./der.ts";
-   * const r = new DerReader(Uint8Array.of(0x06, 0x03, 0x2a, 0x86, 0x48));
-   * r.readOid(); // "1.2.840"
-   * ```
-   */
+  /** Reads an OBJECT IDENTIFIER as dotted decimal (X.690 §8.19). */
   readOid(): string {
     const c = this.read(Tag.OBJECT_IDENTIFIER);
     if (c.length === 0) throw new DerError("empty OBJECT IDENTIFIER");
@@ -297,15 +165,7 @@ export class DerReader {
     return arcs.join(".");
   }
 
-  /**
-   * Reads a BIT STRING of whole octets (0 unused bits) and returns those octets.
-   *
-   * @example
-   * ```ts
-   * import { DerReader, encodeBitString } from "./der.ts";
-   * new DerReader(encodeBitString(Uint8Array.of(0xff))).readBitString(); // Uint8Array [0xff]
-   * ```
-   */
+  /** Reads a BIT STRING of whole octets (0 unused bits) and returns those octets. */
   readBitString(): Uint8Array {
     const c = this.read(Tag.BIT_STRING);
     if (c.length === 0) throw new DerError("empty BIT STRING");
@@ -314,21 +174,7 @@ export class DerReader {
     return c.subarray(1);
   }
 
-  /**
-   * Throws unless every byte has been read (X.690 leaves no room for trailing data).
-   *
-   * @example
-   * ```ts
-   * import { DerError, DerReader } from "./der.ts";
-   * const r = new DerReader(Uint8Array.of(0x02, 0x01, 0x05, 0x00));
-   * r.readInteger(); // 5n
-   * try {
-   *   r.end();
-   * } catch (error) {
-   *   console.log(error instanceof DerError); // true: "trailing bytes"
-   * }
-   * ```
-   */
+  /** Throws DerError unless every byte has been read: DER leaves no room for trailing data. */
   end(): void {
     if (this.#pos !== this.#bytes.length) throw new DerError("trailing bytes");
   }
@@ -351,28 +197,12 @@ function concat(parts: readonly Uint8Array[]): Uint8Array<ArrayBuffer> {
   return out;
 }
 
-/**
- * Encodes one element: tag, minimal definite length, contents.
- *
- * @example
- * ```ts
- * import { encodeTlv, Tag } from "./der.ts";
- * console.log(encodeTlv(Tag.INTEGER, Uint8Array.of(5))); // Uint8Array [2, 1, 5]
- * ```
- */
+/** Encodes one element: tag, minimal definite length, contents. */
 export function encodeTlv(tag: number, contents: Uint8Array): Uint8Array<ArrayBuffer> {
   return concat([Uint8Array.of(tag), encodeLength(contents.length), contents]);
 }
 
-/**
- * Encodes a SEQUENCE of already-encoded elements.
- *
- * @example
- * ```ts
- * import { encodeInteger, encodeSequence } from "./der.ts";
- * encodeSequence(encodeInteger(1n), encodeInteger(2n)); // 30 06 02 01 01 02 01 02
- * ```
- */
+/** Encodes a SEQUENCE of already-encoded elements. */
 export function encodeSequence(...elements: Uint8Array[]): Uint8Array<ArrayBuffer> {
   return encodeTlv(Tag.SEQUENCE, concat(elements));
 }
@@ -383,8 +213,11 @@ export function encodeSequence(...elements: Uint8Array[]): Uint8Array<ArrayBuffe
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { encodeInteger } from "./der.ts";
- * encodeInteger(128n); // 02 02 00 80
+ * assert.equal(encodeInteger(127n).toHex(), "02017f");
+ * assert.equal(encodeInteger(128n).toHex(), "02020080");
+ * assert.equal(encodeInteger(-129n).toHex(), "0202ff7f");
  * ```
  */
 export function encodeInteger(value: bigint): Uint8Array<ArrayBuffer> {
@@ -398,15 +231,7 @@ export function encodeInteger(value: bigint): Uint8Array<ArrayBuffer> {
   return encodeTlv(Tag.INTEGER, octets);
 }
 
-/**
- * Encodes an OBJECT IDENTIFIER given in dotted decimal.
- *
- * @example
- * ```ts
- * import { encodeOid } from "./der.ts";
- * encodeOid("1.2.840.10046.2.1"); // 06 07 2a 86 48 ce 3e 02 01
- * ```
- */
+/** Encodes an OBJECT IDENTIFIER given in dotted decimal; DerError if it is not one. */
 export function encodeOid(oid: string): Uint8Array<ArrayBuffer> {
   if (!/^[0-2](\.(0|[1-9]\d*))+$/.test(oid)) throw new DerError("malformed OBJECT IDENTIFIER");
   const arcs = oid.split(".").map(Number);
@@ -424,15 +249,7 @@ export function encodeOid(oid: string): Uint8Array<ArrayBuffer> {
   return encodeTlv(Tag.OBJECT_IDENTIFIER, Uint8Array.from(octets));
 }
 
-/**
- * Encodes whole octets as a BIT STRING (0 unused bits).
- *
- * @example
- * ```ts
- * import { encodeBitString } from "./der.ts";
- * encodeBitString(Uint8Array.of(0xff)); // 03 02 00 ff
- * ```
- */
+/** Encodes whole octets as a BIT STRING (0 unused bits). */
 export function encodeBitString(octets: Uint8Array): Uint8Array<ArrayBuffer> {
   return encodeTlv(Tag.BIT_STRING, concat([Uint8Array.of(0), octets]));
 }

@@ -4,14 +4,17 @@
  * decrypted, so a forged token learns nothing but "invalid token".
  *
  * Token: base64url(0x80 ‖ timestamp (u64 BE seconds) ‖ IV (16) ‖ AES-128-CBC-PKCS#7(data) ‖
- * HMAC-SHA256(signing key, all of the above)).
+ * HMAC-SHA256(signing key, all of the above)), padded, as pyca refuses unpadded tokens.
  *
  * @example
  * ```ts
- * import { Fernet } from "./fernet.ts";
+ * import assert from "node:assert/strict";
+ * import { Fernet, InvalidToken } from "./fernet.ts";
  * const f = await Fernet.fromBase64Key(Fernet.generateKey());
  * const token = await f.encrypt("hello");
- * new TextDecoder().decode(await f.decrypt(token)); // "hello"
+ * assert.equal(new TextDecoder().decode(await f.decrypt(token)), "hello");
+ * const other = await Fernet.fromBase64Key(Fernet.generateKey());
+ * await assert.rejects(other.decrypt(token), InvalidToken);
  * ```
  * @module
  */
@@ -19,13 +22,6 @@
 /**
  * Every token that does not decrypt, whatever the reason; the message is always exactly
  * "invalid token" so that no failure mode can be told from another.
- *
- * @example
- * ```ts
- * import { Fernet, InvalidToken } from "./fernet.ts";
- * const f = await Fernet.fromBase64Key(Fernet.generateKey());
- * await f.decrypt("garbage").catch((e) => e instanceof InvalidToken); // true
- * ```
  */
 export class InvalidToken extends Error {
   /** Always "invalid token". */
@@ -44,38 +40,16 @@ const MAX_CLOCK_SKEW = 60n;
 
 const nowSeconds = () => Math.floor(Date.now() / 1000);
 
-/**
- * Options for {@linkcode Fernet.encrypt}; both exist for test vectors and tests.
- *
- * @example
- * ```ts
- * import { Fernet, type FernetEncryptOptions } from "./fernet.ts";
- * const f = await Fernet.fromBase64Key(Fernet.generateKey());
- * // A fixed timestamp and IV make the token reproducible, as a spec vector needs.
- * const options: FernetEncryptOptions = { timestamp: 499162800, iv: new Uint8Array(16) };
- * const token = await f.encrypt("hello", options);
- * ```
- */
+/** Options for {@linkcode Fernet.encrypt}. */
 export interface FernetEncryptOptions {
-  /** Seconds since the epoch to stamp; default now. */
+  /**
+   * Seconds since the epoch to stamp; default now. pyca's encrypt_at_time: the only input
+   * besides the data that a caller may choose (the IV is always fresh).
+   */
   timestamp?: number;
-  /** 16-byte IV; default fresh from crypto.getRandomValues. Never reuse one. */
-  iv?: Uint8Array;
 }
 
-/**
- * Options for {@linkcode Fernet.decrypt}.
- *
- * @example
- * ```ts
- * import { Fernet, type FernetDecryptOptions } from "./fernet.ts";
- * const f = await Fernet.fromBase64Key(Fernet.generateKey());
- * const token = await f.encrypt("hello", { timestamp: 1_000 });
- * // Checked as if at second 1_030: 30 s old, within a 60 s ttl.
- * const options: FernetDecryptOptions = { ttl: 60, now: 1_030 };
- * const data = await f.decrypt(token, options);
- * ```
- */
+/** Options for {@linkcode Fernet.decrypt}. */
 export interface FernetDecryptOptions {
   /** Maximum token age in seconds; default unlimited. */
   ttl?: number;
@@ -101,12 +75,6 @@ function decodeToken(token: string | Uint8Array): Uint8Array<ArrayBuffer> {
 /**
  * A Fernet key: HMAC-SHA256 signing key (bytes 0-15) and AES-128-CBC key (bytes 16-31), held
  * as non-extractable Web Crypto keys.
- *
- * @example
- * ```ts
- * import { Fernet } from "./fernet.ts";
- * const f = await Fernet.create(crypto.getRandomValues(new Uint8Array(32)));
- * ```
  */
 export class Fernet {
   #signingKey: CryptoKey;
@@ -117,15 +85,7 @@ export class Fernet {
     this.#encryptionKey = encryptionKey;
   }
 
-  /**
-   * A Fernet from 32 raw key bytes (e.g. from deriveFernetKey).
-   *
-   * @example
-   * ```ts
-   * import { Fernet } from "./fernet.ts";
-   * const f = await Fernet.create(new Uint8Array(32));
-   * ```
-   */
+  /** A Fernet from 32 raw key bytes (e.g. from deriveFernetKey); TypeError otherwise. */
   static async create(key: Uint8Array): Promise<Fernet> {
     if (!(key instanceof Uint8Array) || key.length !== 32) {
       throw new TypeError("Fernet key must be 32 bytes");
@@ -141,13 +101,8 @@ export class Fernet {
   }
 
   /**
-   * A Fernet from the url-safe base64 text of 32 bytes, the form pyca's `Fernet(key)` takes.
-   *
-   * @example
-   * ```ts
-   * import { Fernet } from "./fernet.ts";
-   * const f = await Fernet.fromBase64Key("cw_0x689RpI-jtRR7oE8h_eQsKImvJapLeSbXpwF4e4=");
-   * ```
+   * A Fernet from the padded url-safe base64 text of 32 bytes, the form pyca's `Fernet(key)`
+   * takes; TypeError otherwise.
    */
   static async fromBase64Key(key: string): Promise<Fernet> {
     let raw: Uint8Array;
@@ -162,40 +117,26 @@ export class Fernet {
     return await Fernet.create(raw);
   }
 
-  /**
-   * A fresh random key as padded url-safe base64 (like pyca's `Fernet.generate_key()`).
-   *
-   * @example
-   * ```ts
-   * import { Fernet } from "./fernet.ts";
-   * Fernet.generateKey().length; // 44
-   * ```
-   */
+  /** A fresh random key as padded url-safe base64, like pyca's `Fernet.generate_key()`. */
   static generateKey(): string {
     return crypto.getRandomValues(new Uint8Array(32)).toBase64({ alphabet: "base64url" });
   }
 
   /**
-   * Encrypts `data` (a string is taken as UTF-8) into a padded base64url token.
-   *
-   * @example
-   * ```ts
-   * import { Fernet } from "./fernet.ts";
-   * const f = await Fernet.fromBase64Key(Fernet.generateKey());
-   * const token = await f.encrypt("hello"); // "gAAAAA..."
-   * ```
+   * Encrypts `data` (a string is taken as UTF-8) into a padded base64url token, with a fresh
+   * random IV.
    */
   async encrypt(data: Uint8Array | string, options: FernetEncryptOptions = {}): Promise<string> {
-    const { timestamp = nowSeconds(), iv = crypto.getRandomValues(new Uint8Array(16)) } = options;
+    const { timestamp = nowSeconds() } = options;
     if (!Number.isSafeInteger(timestamp) || timestamp < 0) {
       throw new RangeError("Fernet timestamp must be a non-negative integer (seconds)");
     }
-    if (iv.length !== 16) throw new RangeError("Fernet IV must be 16 bytes");
+    const iv = crypto.getRandomValues(new Uint8Array(16));
     const plaintext = typeof data === "string" ? new TextEncoder().encode(data) : data;
     // Web Crypto's AES-CBC applies PKCS#7 padding itself.
     const ciphertext = new Uint8Array(
       await crypto.subtle.encrypt(
-        { name: "AES-CBC", iv: iv as BufferSource },
+        { name: "AES-CBC", iv },
         this.#encryptionKey,
         plaintext as BufferSource,
       ),
@@ -217,9 +158,12 @@ export class Fernet {
    *
    * @example
    * ```ts
-   * import { Fernet } from "./fernet.ts";
+   * import assert from "node:assert/strict";
+   * import { Fernet, InvalidToken } from "./fernet.ts";
    * const f = await Fernet.fromBase64Key(Fernet.generateKey());
-   * const data = await f.decrypt(await f.encrypt("hi"), { ttl: 60 });
+   * const token = await f.encrypt("hi", { timestamp: 1_000 });
+   * assert.ok(await f.decrypt(token, { ttl: 60, now: 1_060 })); // 60 s old: still fresh
+   * await assert.rejects(f.decrypt(token, { ttl: 60, now: 1_061 }), InvalidToken);
    * ```
    */
   async decrypt(

@@ -1,12 +1,7 @@
 /**
  * HKDF-SHA256 (RFC 5869) through Web Crypto, and the protocol's one use of it: the Fernet key
- * from the DH shared secret (PROTOCOL.md "Key derivation").
+ * from the DH shared secret (docs/protocol.md "Key derivation").
  *
- * @example
- * ```ts
- * import { deriveFernetKey } from "./hkdf.ts";
- * const key = await deriveFernetKey(new Uint8Array(512)); // 32 bytes
- * ```
  * @module
  */
 
@@ -21,9 +16,15 @@ const HASH_LEN = 32;
  * @param length 1..8160 bytes (RFC 5869 §2.3: L <= 255 * HashLen)
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { hkdfSha256 } from "./hkdf.ts";
+ * // RFC 5869 A.3: empty salt and info.
  * const ikm = new Uint8Array(22).fill(0x0b);
  * const okm = await hkdfSha256(ikm, new Uint8Array(), new Uint8Array(), 42);
+ * assert.equal(
+ *   okm.toHex(),
+ *   "8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d9d201395faa4b61a96c8",
+ * );
  * ```
  */
 export async function hkdfSha256(
@@ -52,13 +53,6 @@ const ZERO_BYTE = Uint8Array.of(0);
 /**
  * The 32-byte Fernet key from the DH shared secret: HKDF-SHA256 with salt = info = one 0x00
  * byte, as the lab's Python peer derives it (`HKDF(SHA256(), 32, salt=b"\x00", info=b"\x00")`).
- *
- * @example
- * ```ts
- * import { deriveFernetKey } from "./hkdf.ts";
- * import { Fernet } from "./fernet.ts";
- * const fernet = await Fernet.create(await deriveFernetKey(new Uint8Array(512)));
- * ```
  */
 export function deriveFernetKey(sharedSecret: Uint8Array): Promise<Uint8Array> {
   return hkdfSha256(sharedSecret, ZERO_BYTE, ZERO_BYTE, 32);

@@ -5,10 +5,10 @@ import {
   decodePublicKeyPem,
   DhKeyError,
   DhParamsError,
+  DhPrecomputation,
   encodePublicKeyDer,
   encodePublicKeyPem,
   generateKeyPair,
-  modPow,
   OID_DH_KEY_AGREEMENT,
   OID_DH_PUBLIC_NUMBER,
   parseDhParamsPem,
@@ -25,6 +25,7 @@ import {
   encodeTlv,
   Tag,
 } from "../../lib/crypto/der.ts";
+import { modPow, ModPowPrecomputation } from "../../lib/crypto/modpow.ts";
 import { pemEncode } from "../../lib/crypto/pem.ts";
 import { deriveFernetKey } from "../../lib/crypto/hkdf.ts";
 import { Fernet } from "../../lib/crypto/fernet.ts";
@@ -44,22 +45,6 @@ function referencePow(b: bigint, e: bigint, m: bigint): bigint {
   b = ((b % m) + m) % m;
   for (; e > 0n; e >>= 1n, b = (b * b) % m) if (e & 1n) r = (r * b) % m;
   return r;
-}
-
-/** Seeded xorshift32, so that failures reproduce. */
-function rng(seed: number) {
-  let s = seed;
-  const next = () => {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return s >>> 0;
-  };
-  return (bits: number) => {
-    let v = 0n;
-    for (let i = 0; i < bits; i += 32) v = (v << 32n) | BigInt(next());
-    return BigInt.asUintN(bits, v);
-  };
 }
 
 const spki = (oid: string, params: Uint8Array[], y: Uint8Array) =>
@@ -93,42 +78,6 @@ Deno.test("parseDhParamsPem rejects unusable parameter files", () => {
   bad("", /malformed/);
 });
 
-Deno.test("modPow matches the textbook algorithm on every path", () => {
-  const random = rng(0x5eed);
-  for (let i = 0; i < 300; i++) {
-    const m = random(1 + (i % 130)) + 1n; // odd and even moduli, 1..130 bits
-    const b = random(140) - (1n << 139n); // negative bases too
-    const e = random(i % 200);
-    assert.equal(modPow(b, e, m), referencePow(b, e, m), `${b}^${e} mod ${m}`);
-    assert.equal(modPow(2n, e, m), referencePow(2n, e, m), `2^${e} mod ${m}`);
-  }
-  // Long exponents take the Montgomery path; even moduli never do.
-  for (const [m, eBits] of [[p, 1500], [p - 1n, 1100], [(1n << 1279n) - 1n, 2000]] as const) {
-    const e = random(eBits) | (1n << BigInt(eBits - 1));
-    const b = random(bitLength(m)) % m;
-    assert.equal(modPow(b, e, m), referencePow(b, e, m));
-    assert.equal(modPow(2n, e, m), referencePow(2n, e, m));
-  }
-  // A process warm for p (a responder): Montgomery for short exponents too, and the comb for
-  // a fixed base, at the shipped and the full exponent size.
-  for (let i = 0; i < 6; i++) {
-    for (const eBits of [384, 4096]) {
-      const e = random(eBits) | (1n << BigInt(eBits - 1));
-      assert.equal(modPow(2n, e, p, { fixedBase: true }), referencePow(2n, e, p), `comb ${eBits}`);
-      const y = random(4096) % p;
-      assert.equal(modPow(y, e, p), referencePow(y, e, p), `warm ${eBits}`);
-      // A small base a peer could send takes the general path: same result, no table.
-      assert.equal(modPow(3n, e, p), referencePow(3n, e, p), `small base ${eBits}`);
-    }
-  }
-  assert.equal(modPow(4n, 13n, 497n), 445n);
-  assert.equal(modPow(5n, 0n, 7n), 1n);
-  assert.equal(modPow(5n, 3n, 1n), 0n);
-  assert.equal(modPow(0n, 5n, 7n), 0n);
-  assert.throws(() => modPow(2n, -1n, 7n), RangeError);
-  assert.throws(() => modPow(2n, 1n, 0n), RangeError);
-});
-
 Deno.test("generateKeyPair: exact exponent size, below p-1, y = g^x", () => {
   assert.ok(PRIVATE_KEY_BITS >= 320);
   const seen = new Set<bigint>();
@@ -145,6 +94,35 @@ Deno.test("generateKeyPair: exact exponent size, below p-1, y = g^x", () => {
   assert.equal(full.publicKey, modPow(2n, full.privateKey, p));
   for (const bits of [0, 319, 4097, 400.5, NaN]) {
     assert.throws(() => generateKeyPair(group, bits), RangeError, String(bits));
+  }
+});
+
+Deno.test("with a precomputation: the same keys and secrets, through the warm paths", () => {
+  const precomputation = new DhPrecomputation(group);
+  const peer = generateKeyPair(group);
+  for (let i = 0; i < 3; i++) {
+    const ours = generateKeyPair(group, PRIVATE_KEY_BITS, { precomputation });
+    assert.equal(bitLength(ours.privateKey), PRIVATE_KEY_BITS);
+    assert.equal(ours.publicKey, referencePow(g, ours.privateKey, p));
+    const z = computeSharedSecret(group, ours.privateKey, peer.publicKey, { precomputation });
+    assert.deepEqual(z, computeSharedSecret(group, ours.privateKey, peer.publicKey));
+    assert.deepEqual(z, computeSharedSecret(group, peer.privateKey, ours.publicKey));
+  }
+  const full = generateKeyPair(group, 4096, { precomputation });
+  assert.equal(full.publicKey, referencePow(g, full.privateKey, p));
+  const { stats } = precomputation;
+  assert.equal(stats.comb, 4); // every g^x
+  assert.equal(stats["montgomery-window"], 3); // every y^x
+  assert.equal(stats.tablesBuilt, 2); // 384 and 4096 bits
+});
+
+Deno.test("a precomputation for another group is refused", () => {
+  const { privateKey } = generateKeyPair(group);
+  for (const other of [new ModPowPrecomputation(p, 5n), new ModPowPrecomputation(p + 2n, g)]) {
+    const options = { precomputation: other };
+    assert.throws(() => generateKeyPair(group, PRIVATE_KEY_BITS, options), RangeError);
+    assert.throws(() => computeSharedSecret(group, privateKey, 5n, options), RangeError);
+    assert.deepEqual(other.stats.comb + other.stats["montgomery-window"], 0);
   }
 });
 
@@ -179,7 +157,10 @@ Deno.test("public key PEM round-trips and decodes both SPKI forms", () => {
   const pem = encodePublicKeyPem(group, y);
   assert.match(
     pem,
-    /^-----BEGIN PUBLIC KEY-----\n([A-Za-z0-9+/=]{64}\n)+[A-Za-z0-9+/=]+\n-----END PUBLIC KEY-----\n$/,
+    new RegExp(
+      "^-----BEGIN PUBLIC KEY-----\n([A-Za-z0-9+/=]{64}\n)+[A-Za-z0-9+/=]+\n" +
+        "-----END PUBLIC KEY-----\n$",
+    ),
   );
   assert.equal(decodePublicKeyPem(group, pem), y);
   const pkcs3 = parsePublicKeyInfo(encodePublicKeyDer(group, y));
@@ -256,7 +237,7 @@ Deno.test("decodePublicKeyPem refuses other parameters, bad ranges and malformed
   unused[der.length - encodeInteger(y).length - 1] = 1; // the BIT STRING's unused-bits octet
   refuse(pemEncode("PUBLIC KEY", unused), /malformed: BIT STRING has unused bits/);
   refuse(
-    encodePublicKeyPem(group, y).replaceAll("PUBLIC KEY", "DH PARAMETERS"),
+    encodePublicKeyPem(group, y).replaceAll("PUBLIC KEY", "PRIVATE KEY"),
     /malformed: wrong PEM label/,
   );
   refuse("not a key", /malformed: missing BEGIN/);
@@ -270,6 +251,27 @@ Deno.test("publicKeyFingerprint is SHA-256 over the DER SubjectPublicKeyInfo", a
   assert.equal(await publicKeyFingerprint(pem), `SHA256:${digest}`);
   assert.equal(await publicKeyFingerprint(pem.replaceAll("\n", "\r\n")), `SHA256:${digest}`);
   await assert.rejects(publicKeyFingerprint("nope"), DhKeyError);
+  // The key that decodePublicKeyPem takes: after text, past a block that is not a key.
+  const notAKey = "-----BEGIN PUBLIC KEY-----\nMAA=\n-----END PUBLIC KEY-----\n";
+  assert.equal(await publicKeyFingerprint(`Hi,\n${notAKey}${pem}`), `SHA256:${digest}`);
+});
+
+Deno.test("decodePublicKeyPem takes the first block that is a key, and only a DH one", () => {
+  const a = generateKeyPair(group).publicKey, b = generateKeyPair(group).publicKey;
+  const [pemA, pemB] = [encodePublicKeyPem(group, a), encodePublicKeyPem(group, b)];
+  assert.equal(decodePublicKeyPem(group, pemA + pemB), a);
+  const notAKey = pemEncode("PUBLIC KEY", encodeSequence(encodeInteger(1n)));
+  assert.equal(decodePublicKeyPem(group, notAKey + pemB), b);
+  // An EC key (any algorithm OpenSSL would load) stops the search: it is the key, and not ours.
+  const ec = pemEncode("PUBLIC KEY", spki("1.2.840.10045.2.1", [], encodeInteger(1n)));
+  assert.throws(() => decodePublicKeyPem(group, ec + pemA), keyError(/malformed: not a DH key/));
+  // A block OpenSSL would read as a key, bar the bytes after it, stops it too (DER stays strict).
+  const trailing = pemEncode("PUBLIC KEY", new Uint8Array([...encodePublicKeyDer(group, a), 0]));
+  assert.throws(
+    () => decodePublicKeyPem(group, trailing + pemB),
+    keyError(/malformed: trailing bytes/),
+  );
+  assert.throws(() => decodePublicKeyPem(group, notAKey), keyError(/malformed: unexpected tag/));
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -285,9 +287,11 @@ from cryptography.hazmat.primitives.serialization import (
 inp = json.load(sys.stdin)
 params = load_pem_parameters(inp["params"].encode())
 pn = params.parameter_numbers()
+def pem_of(key):
+    return key.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode()
 def spki(y, q=None):
     numbers = dh.DHPublicNumbers(y, dh.DHParameterNumbers(pn.p, pn.g, q))
-    return numbers.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode()
+    return pem_of(numbers.public_key())
 `;
 
 async function pyca(script: string, input: Record<string, unknown>) {
@@ -303,7 +307,7 @@ pycaTest("pyca agrees with us in both directions, in both SPKI forms", async () 
 theirs = params.generate_private_key()
 ty = theirs.public_key().public_numbers().y
 print(json.dumps({
-    "pem": theirs.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode(),
+    "pem": pem_of(theirs.public_key()),
     "x942": spki(ty, (pn.p - 1) // 2),
     "z": theirs.exchange(load_pem_public_key(inp["ours"].encode())).hex(),
 }))
@@ -312,6 +316,9 @@ print(json.dumps({
   );
   const theirY = decodePublicKeyPem(group, out.pem);
   assert.equal(decodePublicKeyPem(group, out.x942), theirY);
+  // Under this label OpenSSL's X9.42 decoder takes the key too, and so do we.
+  const x942Label = out.x942.replaceAll("PUBLIC KEY", "X9.42 DH PARAMETERS");
+  assert.equal(decodePublicKeyPem(group, x942Label), theirY);
   assert.equal(parsePublicKeyInfo(pemDecodeDer(out.x942)).algorithm, OID_DH_PUBLIC_NUMBER);
   assert.equal(computeSharedSecret(group, ours.privateKey, theirY).toHex(), out.z);
 });

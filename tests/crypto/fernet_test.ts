@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { Fernet, InvalidToken } from "../../lib/crypto/fernet.ts";
+import { Fernet, type FernetEncryptOptions, InvalidToken } from "../../lib/crypto/fernet.ts";
+import { withFixedRandom } from "./fixed_random.ts";
 import { pycaTest, runPython } from "./pyca.ts";
 
 interface Vector {
@@ -22,16 +23,18 @@ const seconds = (iso: string) => Date.parse(iso) / 1000;
 const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
 const isInvalidToken = (e: unknown) => e instanceof InvalidToken && e.message === "invalid token";
 
-Deno.test("spec vectors: generate", async () => {
+Deno.test("spec vectors: generate (with the vector's IV as the only random bytes)", async () => {
   assert.ok(generate.length > 0);
   for (const v of generate) {
     const f = await Fernet.fromBase64Key(v.secret);
-    const token = await f.encrypt(v.src!, {
-      timestamp: seconds(v.now),
-      iv: Uint8Array.from(v.iv!),
-    });
+    const iv = Uint8Array.from(v.iv!);
+    const token = await withFixedRandom(iv, () => f.encrypt(v.src!, { timestamp: seconds(v.now) }));
     assert.equal(token, v.token);
   }
+  assert.notEqual(
+    crypto.getRandomValues(new Uint8Array(16)).toHex(),
+    "000102030405060708090a0b0c0d0e0f",
+  );
 });
 
 Deno.test("spec vectors: verify", async () => {
@@ -87,6 +90,19 @@ Deno.test("any changed byte is an InvalidToken, and so is a missing padding", as
   await assert.rejects(other.decrypt(token), isInvalidToken);
 });
 
+Deno.test("the IV is fresh for every token; a caller cannot choose it", async () => {
+  const ivOf = (token: string) =>
+    Uint8Array.fromBase64(token, { alphabet: "base64url" }).subarray(9, 25).toHex();
+  const ts = 1_700_000_000;
+  const tokens = await Promise.all(
+    Array.from({ length: 8 }, () => fernet.encrypt("same", { timestamp: ts })),
+  );
+  assert.equal(new Set(tokens.map(ivOf)).size, 8);
+  // An `iv` smuggled past the type is ignored.
+  const smuggled = { timestamp: ts, iv: new Uint8Array(16) } as FernetEncryptOptions;
+  assert.notEqual(ivOf(await fernet.encrypt("same", smuggled)), "00".repeat(16));
+});
+
 Deno.test("the MAC is verified before anything is decrypted", async () => {
   const token = await fernet.encrypt("secret");
   const raw = Uint8Array.fromBase64(token, { alphabet: "base64url" });
@@ -109,7 +125,7 @@ Deno.test("the MAC is verified before anything is decrypted", async () => {
   }
 });
 
-Deno.test("ttl and clock skew follow pyca: with a ttl, stale after ts + ttl and refused beyond now + 60", async () => {
+Deno.test("ttl and skew as in pyca: stale after ts + ttl, refused beyond now + 60", async () => {
   const ts = 1_700_000_000;
   const token = await fernet.encrypt("t", { timestamp: ts });
   assert.equal(text(await fernet.decrypt(token, { ttl: 10, now: ts + 10 })), "t");
@@ -128,8 +144,8 @@ Deno.test("keys and options are checked, with ordinary errors", async () => {
   await assert.rejects(Fernet.fromBase64Key("%%%"), TypeError);
   assert.equal((await Fernet.fromBase64Key(Fernet.generateKey())) instanceof Fernet, true);
   assert.equal(Fernet.generateKey().length, 44);
-  await assert.rejects(fernet.encrypt("x", { iv: new Uint8Array(8) }), RangeError);
   await assert.rejects(fernet.encrypt("x", { timestamp: -1 }), RangeError);
+  await assert.rejects(fernet.encrypt("x", { timestamp: 1.5 }), RangeError);
   await assert.rejects(fernet.decrypt("x", { ttl: 1.5 }), RangeError);
 });
 

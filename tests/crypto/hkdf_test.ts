@@ -26,7 +26,7 @@ Deno.test("RFC 5869 A.3 (test case 3: empty salt and info)", async () => {
   );
 });
 
-Deno.test("a one-byte zero salt equals HashLen zeros; a one-byte zero info is not empty info", async () => {
+Deno.test("a zero-byte salt equals HashLen zeros; a zero-byte info is not empty info", async () => {
   const ikm = crypto.getRandomValues(new Uint8Array(512));
   const zero = Uint8Array.of(0);
   const key = await deriveFernetKey(ikm);

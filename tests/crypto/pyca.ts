@@ -5,17 +5,10 @@
  * Without it, interop tests are ignored with a printed reason, except under CI=true, where a
  * missing peer must fail the run rather than quietly shrink it.
  *
- * @example
- * ```ts
- * import { pycaTest, runPython } from "./pyca.ts";
- * pycaTest("pyca says hello", async () => {
- *   console.log(await runPython("print('hello')"));
- * });
- * ```
  * @module
  */
 
-import { IN_CI, PYTHON } from "../support/environment.ts";
+import { IN_CI, PYTHON } from "../../support/environment.ts";
 
 export { PYTHON };
 
@@ -46,8 +39,9 @@ export const pycaAvailable: boolean = pycaMissingReason === undefined;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { runPython } from "./pyca.ts";
- * await runPython("import sys; print(sys.stdin.read().upper())", "abc"); // "ABC\n"
+ * assert.equal(await runPython("import sys; print(sys.stdin.read().upper())", "abc"), "ABC\n");
  * ```
  */
 export async function runPython(script: string, stdin?: string): Promise<string> {
@@ -69,12 +63,6 @@ export async function runPython(script: string, stdin?: string): Promise<string>
 /**
  * Deno.test that needs pyca: ignored (and the reason printed) when pyca is missing, unless
  * CI=true, where it runs and fails.
- *
- * @example
- * ```ts
- * import { pycaTest } from "./pyca.ts";
- * pycaTest("interop", async () => {});
- * ```
  */
 export function pycaTest(name: string, fn: () => Promise<void>): void {
   const ignore = !pycaAvailable && !IN_CI;

@@ -110,7 +110,7 @@ async function makeCa(dir: string, name: string, cn: string): Promise<void> {
 /**
  * Makes the CA, the wrong CA and a server certificate for 127.0.0.1/localhost in a new temp
  * dir (about 50 ms of openssl runs). The files are readable by the user running the tests,
- * which is also who our mosquitto runs as (see tests/support/mosquitto.ts).
+ * which is also who our mosquitto runs as (see support/mosquitto.ts).
  */
 export async function makeTlsFixture(): Promise<TlsFixture> {
   const dir = await Deno.makeTempDir({ prefix: "tls-test-" });

@@ -167,7 +167,7 @@ export function freePort(): number {
 function buildConfig(port: number, options: StartMosquittoOptions): string {
   const extra = options.config ?? "";
   const lines = [
-    "# written by tests/support/mosquitto.ts",
+    "# written by support/mosquitto.ts",
     "persistence false",
     "log_dest stderr",
     "log_type all",

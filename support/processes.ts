@@ -15,7 +15,7 @@
  * @module
  */
 
-import denoJson from "../../deno.json" with { type: "json" };
+import denoJson from "../deno.json" with { type: "json" };
 
 /**
  * Absolute path of the project root (where deno.json is), without a trailing slash.
@@ -26,7 +26,7 @@ import denoJson from "../../deno.json" with { type: "json" };
  * const pem = `${ROOT}/dhparam4096.pem`;
  * ```
  */
-export const ROOT: string = decodeURIComponent(new URL("../..", import.meta.url).pathname).replace(
+export const ROOT: string = decodeURIComponent(new URL("..", import.meta.url).pathname).replace(
   /\/$/,
   "",
 );

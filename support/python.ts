@@ -16,7 +16,7 @@ import { type Peer, spawnPeer } from "./processes.ts";
 
 export { PYTHON };
 
-const PEERS = new URL("../peers/", import.meta.url);
+const PEERS = new URL("../tests/peers/", import.meta.url);
 
 let probed: string | undefined | null = null;
 
