@@ -1,8 +1,10 @@
 /**
- * DH micro-benchmark: our keygen + shared secret (shipped and full-size exponents), the
- * reduction strategies modPow chose between, and pyca/cryptography (OpenSSL) in the same run.
- * Medians in ms. `cold` instead times the first keygen + shared secret of fresh processes,
- * which is what the one-shot CLI pays.
+ * DH micro-benchmark, medians in ms. By default, in one warm process: our keygen + shared
+ * secret (shipped and full-size exponents) one-shot and with a DhPrecomputation (what a
+ * responder uses), the reduction strategies modPow chooses between, and pyca/cryptography
+ * (OpenSSL) in the same run. `cold` instead times the first keygen + shared secret of fresh
+ * processes, which is what the one-shot CLI pays, and the first ones with a new precomputation
+ * (a responder's first exchange, tables included).
  *
  *     deno run -A bench/dh_micro.ts [runs=15]
  *     deno run -A bench/dh_micro.ts cold [runs=9]
@@ -12,11 +14,12 @@
 
 import {
   computeSharedSecret,
+  DhPrecomputation,
   generateKeyPair,
-  modPow,
   parseDhParamsPem,
   PRIVATE_KEY_BITS,
 } from "../lib/crypto/dh.ts";
+import { modPow } from "../lib/crypto/modpow.ts";
 
 const cold = Deno.args[0] === "cold";
 const runs = Number(Deno.args[cold ? 1 : 0] ?? (cold ? 9 : 15));
@@ -49,32 +52,37 @@ const row = (name: string, ms: number) => console.log(`${name.padEnd(50)} ${ms.t
 
 if (cold && Deno.args[1] === "child") {
   const bits = Number(Deno.args[2]);
+  const options = Deno.args[3] === "precomputed"
+    ? { precomputation: new DhPrecomputation(group) }
+    : {};
   const t0 = performance.now();
-  const { privateKey } = generateKeyPair(group, bits);
+  const { privateKey } = generateKeyPair(group, bits, options);
   const t1 = performance.now();
-  computeSharedSecret(group, privateKey, 3n ** 3000n % p);
+  computeSharedSecret(group, privateKey, 3n ** 3000n % p, options);
   console.log(t1 - t0, performance.now() - t1);
   Deno.exit(0);
 }
 if (cold) {
-  for (const bits of [PRIVATE_KEY_BITS, 4096]) {
-    const kg: number[] = [], ex: number[] = [];
-    for (let i = 0; i < runs; i++) {
-      const args = ["run", "-A", import.meta.filename!, "cold", "child", String(bits)];
-      const { stdout } = await new Deno.Command(Deno.execPath(), { args }).output();
-      const [k, e] = new TextDecoder().decode(stdout).trim().split(" ").map(Number);
-      kg.push(k);
-      ex.push(e);
+  for (const how of ["one-shot", "precomputed"]) {
+    for (const bits of [PRIVATE_KEY_BITS, 4096]) {
+      const kg: number[] = [], ex: number[] = [];
+      for (let i = 0; i < runs; i++) {
+        const args = ["run", "-A", import.meta.filename!, "cold", "child", String(bits), how];
+        const { stdout } = await new Deno.Command(Deno.execPath(), { args }).output();
+        const [k, e] = new TextDecoder().decode(stdout).trim().split(" ").map(Number);
+        kg.push(k);
+        ex.push(e);
+      }
+      const mid = (xs: number[]) => xs.sort((a, b) => a - b)[xs.length >> 1];
+      row(`ours ${bits}-bit, cold, ${how}: first keygen`, mid(kg));
+      row(`ours ${bits}-bit, cold, ${how}: first shared secret`, mid(ex));
     }
-    const mid = (xs: number[]) => xs.sort((a, b) => a - b)[xs.length >> 1];
-    row(`ours ${bits}-bit, cold: first keygen`, mid(kg));
-    row(`ours ${bits}-bit, cold: first shared secret`, mid(ex));
   }
   Deno.exit(0);
 }
 
-// The alternatives modPow was measured against: the same sliding window over plain `%`, over
-// Barrett reduction (HAC 14.42) and over Montgomery reduction (HAC 14.36).
+// The alternatives modPow and DhPrecomputation were measured against: the same sliding window
+// over plain `%`, over Barrett reduction (HAC 14.42) and over Montgomery reduction (HAC 14.36).
 function slidingWindow(b: bigint, e: bigint, mul: (a: bigint, b: bigint) => bigint): bigint {
   const bits = e.toString(2);
   const w = bits.length > 671 ? 6 : 5;
@@ -118,6 +126,7 @@ const redc = (t: bigint) => {
 const montgomery = (y: bigint, x: bigint) =>
   redc(slidingWindow((y << K) % p, x, (a, b) => redc(a * b)));
 
+const precomputation = new DhPrecomputation(group);
 const shipped = generateKeyPair(group);
 const full = generateKeyPair(group, 4096);
 const peer = generateKeyPair(group).publicKey;
@@ -145,6 +154,10 @@ for (
   Object.assign(cases, {
     [`ours ${bits}-bit: keygen (2^x)`]: () => generateKeyPair(group, bits),
     [`ours ${bits}-bit: shared secret (y^x)`]: () => computeSharedSecret(group, x, peer),
+    [`ours ${bits}-bit, precomputed: keygen (2^x)`]: () =>
+      generateKeyPair(group, bits, { precomputation }),
+    [`ours ${bits}-bit, precomputed: shared secret (y^x)`]: () =>
+      computeSharedSecret(group, x, peer, { precomputation }),
     [`  alt ${bits}-bit: 2^x, sliding window, plain %`]: () => slidingWindow(2n, x, plain),
     [`  alt ${bits}-bit: 2^x, sliding window, Montgomery`]: () => montgomery(2n, x),
     [`  alt ${bits}-bit: y^x, plain %`]: () => slidingWindow(peer, x, plain),
@@ -155,12 +168,8 @@ for (
 const result = medians(cases);
 for (const [name, ms] of Object.entries(result)) {
   row(name, ms);
-  const total = name.match(/^ours (\d+)-bit: shared/);
-  if (total) {
-    const bits = total[1];
-    const sum = result[`ours ${bits}-bit: keygen (2^x)`] + ms;
-    row(`ours ${bits}-bit: keygen + shared secret`, sum);
-  }
+  const total = name.match(/^(ours \d+-bit.*): shared/);
+  if (total) row(`${total[1]}: keygen + shared secret`, result[`${total[1]}: keygen (2^x)`] + ms);
 }
 
 const py = `

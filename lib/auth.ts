@@ -27,7 +27,7 @@
 import { fingerprintOf, type Identity, isEd25519Spki } from "./identity.ts";
 
 const CONTEXT = new TextEncoder().encode("secure_mqtt key exchange v1\0");
-// The largest valid message is about 170 bytes; the cap only bounds the work done on junk.
+// A valid message is about 190 bytes; the cap only bounds the work done on junk.
 const MAX_MESSAGE_BYTES = 4096;
 const SIGNATURE_BYTES = 64;
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;

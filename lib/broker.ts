@@ -20,7 +20,7 @@ export interface BrokerOptions {
   port: number;
   /** The HTTP path of a WebSocket broker, e.g. `/mqtt`. */
   path?: string;
-  /** PEM certificates of the CAs to trust instead of the system's (TLS transports only). */
+  /** PEM certificates of a private CA to trust (TLS transports only). */
   ca?: string[];
   username?: string;
   /** Never logged, never part of an error message. */
@@ -188,6 +188,11 @@ export interface ConnectOptions {
   properties?: IClientOptions["properties"];
   /** How long MQTT.js waits for a CONNACK before it gives up on an attempt. */
   connectTimeoutMs?: number;
+  /**
+   * MQTT.js's cache of encoded packet numbers (default true). Building it costs ~16 ms on the
+   * first packet: worth it for a long-running connection, not for one that sends four packets.
+   */
+  writeCache?: boolean;
 }
 
 /**
@@ -209,6 +214,7 @@ export function openMqtt(broker: BrokerOptions, options: ConnectOptions): MqttCl
     protocolVersion: options.protocolVersion ?? 4,
     properties: options.properties,
     connectTimeout: options.connectTimeoutMs ?? 30_000,
+    writeCache: options.writeCache ?? true,
     clean: true,
     reconnectPeriod: 0,
     resubscribe: false,

@@ -151,6 +151,7 @@ class Session {
       clientId: `${netid}-${crypto.getRandomValues(new Uint8Array(6)).toHex()}`,
       // Our own deadline ends a silent connect; MQTT.js's must not fire first.
       connectTimeoutMs: options.timeoutMs + 1000,
+      writeCache: false,
     });
     this.#mqtt.on("message", (topic, payload, packet) => this.#inbox.put(topic, payload, packet));
     this.#mqtt.handleMessage = (packet, done) => this.#ackHold.offer(packet, done);
@@ -159,9 +160,6 @@ class Session {
 
   async run(): Promise<string> {
     const { netid, action, group } = this.#o;
-    const ours = generateKeyPair(group);
-    const ourPem = encodePublicKeyPem(group, ours.publicKey);
-
     await this.#within(
       connected(this.#mqtt, this.#o.broker),
       () => `no answer from the broker at ${this.#where} within ${this.#seconds()}`,
@@ -170,24 +168,29 @@ class Session {
     this.#debug(`connected to ${this.#where}`);
 
     const trusted = new Set(this.#o.trust ?? []);
-    const verifier = trusted.size === 0 ? undefined : new KeyExchangeVerifier(
-      group,
-      netid,
-      encodePublicKeyDer(group, ours.publicKey),
-      trusted,
-    );
+    const topics = [this.#topics.key, this.#topics.answer];
+    if (trusted.size > 0) topics.push(this.#topics.signature);
+    // The broker sends retained messages right after its SUBACK: a stale signature is worth
+    // naming if no live one comes.
+    let retained = 0;
+    this.#inbox.onRetained = (topic) => {
+      if (topic !== this.#topics.answer) retained++;
+    };
+    const subscribed = this.#subscribe(topics);
+    // Our key pair is made while the broker answers the SUBSCRIBE.
+    const ours = generateKeyPair(group);
+    const ourPem = encodePublicKeyPem(group, ours.publicKey);
+    await this.#within(subscribed, () => `no SUBACK from ${this.#where} in time`);
+    this.#debug(`subscribed to ${topics.join(", ")}, SUBACK received`);
+    const verifier = trusted.size === 0
+      ? undefined
+      : new KeyExchangeVerifier(group, netid, encodePublicKeyDer(group, ours.publicKey), trusted);
     if (verifier) {
-      // Set before SUBSCRIBE: the broker sends retained messages right after its SUBACK, and
-      // a stale signature is worth naming if no live one comes.
-      const { key, signature } = this.#topics;
+      verifier.retained(retained);
       this.#inbox.onRetained = (topic) => {
-        if (topic === key || topic === signature) verifier.retained();
+        if (topic !== this.#topics.answer) verifier.retained();
       };
     }
-    const topics = [this.#topics.key, this.#topics.answer];
-    if (verifier) topics.push(this.#topics.signature);
-    await this.#within(this.#subscribe(topics), () => `no SUBACK from ${this.#where} in time`);
-    this.#debug(`subscribed to ${topics.join(", ")}, SUBACK received`);
 
     // Nothing on the response topics before our request leaves is for us: another client with
     // our netid, answered before we asked.
@@ -471,10 +474,16 @@ class AckHold {
     done();
   }
 
-  /** Releases the held PUBACK at the next bytes from the broker. */
+  /**
+   * Releases the held PUBACK at the next bytes from the broker, or at once if the socket is
+   * paused: after a burst of large messages MQTT.js pauses it until it has handled its backlog,
+   * which waits on the held packet, so no bytes would come until the deadline.
+   */
   releaseOnNextData(mqtt: MqttClient): void {
     this.#holding = false;
-    if (this.#held) mqtt.stream.once("data", () => this.release());
+    if (this.#held === undefined) return;
+    if (mqtt.stream.readableFlowing !== true) return this.release();
+    mqtt.stream.once("data", () => this.release());
   }
 
   release(): void {

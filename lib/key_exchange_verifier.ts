@@ -58,9 +58,9 @@ export class KeyExchangeVerifier {
     private readonly trusted: ReadonlySet<string>,
   ) {}
 
-  /** A retained message on either topic: stale by definition, counted and ignored. */
-  retained(): void {
-    this.#counts.retained++;
+  /** Retained messages on either topic: stale by definition, counted and ignored. */
+  retained(count = 1): void {
+    this.#counts.retained += count;
   }
 
   /** A step 2 payload (the responder's public key PEM). */

@@ -22,18 +22,19 @@ export const silentLogger: Logger = { debug() {}, info() {}, warn() {} };
 
 /**
  * A logger that writes `name: level: message` lines to stderr, `debug` only when `verbose`.
- * A line that cannot be written (the reader of stderr went away) is lost, and only it: logging
- * is never what stops a service.
+ * A line that cannot be written is lost, and only it: logging is never what stops a service.
+ * Once the reader of stderr has gone away (a broken pipe), nothing more is tried.
  */
 export function stderrLogger(name: string, verbose: boolean): Logger {
   const encoder = new TextEncoder();
-  let broken = false;
+  let readerGone = false;
   const write = (level: string, message: string) => {
-    if (broken) return;
+    if (readerGone) return;
     try {
       writeAllSync(Deno.stderr, encoder.encode(`${name}: ${level}${message}\n`));
-    } catch {
-      broken = true;
+    } catch (error) {
+      // Any other failure may pass (an interrupted write, a full disk): the next line tries.
+      if (error instanceof Deno.errors.BrokenPipe) readerGone = true;
     }
   };
   return {

@@ -32,7 +32,7 @@ export const MAX_MESSAGE_BYTES = 1024 * 1024;
 /** Largest request or answer payload worth decoding: a maximal message's token, with room. */
 export const MAX_PAYLOAD_BYTES = 2 * 1024 * 1024;
 
-/** Largest PEM public key worth parsing (ours is about 1.1 KiB). */
+/** Largest PEM public key worth parsing (ours is about 1.5 KiB). */
 export const MAX_PUBLIC_KEY_PEM_BYTES = 8 * 1024;
 
 /** Longest netid, in UTF-8 bytes: far beyond any real one, and short enough to log. */

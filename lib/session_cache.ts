@@ -5,26 +5,22 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { SessionCache } from "./session_cache.ts";
- * const cache = new SessionCache<string>({ maxEntries: 2, idleMs: 60_000 });
+ * let now = 0;
+ * const cache = new SessionCache<string>({ maxEntries: 2, idleMs: 60_000, now: () => now });
  * cache.set("alice", "a");
  * cache.set("bob", "b");
- * cache.get("alice"); // "a", and alice is now the most recently used
- * cache.set("carol", "c"); // evicts bob, the least recently used
- * cache.has("bob"); // false
+ * assert.equal(cache.get("alice"), "a"); // alice is now the most recently used
+ * cache.set("carol", "c"); // so bob, the least recently used, goes
+ * assert.equal(cache.has("bob"), false);
+ * now = 60_000;
+ * assert.equal(cache.get("alice"), undefined); // idle for too long
  * ```
  * @module
  */
 
-/**
- * Limits of a {@linkcode SessionCache}; `now` is injectable so tests need not wait.
- *
- * @example
- * ```ts
- * import type { SessionCacheOptions } from "./session_cache.ts";
- * const options: SessionCacheOptions = { maxEntries: 10_000, idleMs: 10 * 60_000 };
- * ```
- */
+/** Limits of a {@linkcode SessionCache}. */
 export interface SessionCacheOptions {
   /** Most entries kept at once (>= 1). */
   maxEntries: number;
@@ -40,19 +36,9 @@ interface Entry<V> {
 }
 
 /**
- * LRU map with idle expiry. The JS `Map` keeps insertion order, so re-inserting on every use
- * keeps it ordered from least to most recently used: eviction and expiry both work from the
- * front, in amortised O(1) per operation, with no timer needed for correctness.
- *
- * @example
- * ```ts
- * import { SessionCache } from "./session_cache.ts";
- * let t = 0;
- * const cache = new SessionCache<number>({ maxEntries: 10, idleMs: 100, now: () => t });
- * cache.set("x", 1);
- * t = 101;
- * cache.get("x"); // undefined: idle for too long
- * ```
+ * LRU map with idle expiry. A `Map` keeps insertion order, so re-inserting on every use keeps
+ * it ordered from least to most recently used: eviction and expiry both work from the front,
+ * in amortised O(1) per operation, with no timer needed for correctness.
  */
 export class SessionCache<V> {
   readonly #entries = new Map<string, Entry<V>>();
@@ -73,49 +59,17 @@ export class SessionCache<V> {
     this.#now = options.now ?? (() => performance.now());
   }
 
-  /**
-   * Live entries (expired ones that no call has swept yet may still be counted).
-   *
-   * @example
-   * ```ts
-   * import { SessionCache } from "./session_cache.ts";
-   * const cache = new SessionCache<string>({ maxEntries: 10, idleMs: 60_000 });
-   * cache.set("alice", "a");
-   * console.log(cache.size); // 1
-   * ```
-   */
+  /** Entries held (expired ones that no call has swept yet included). */
   get size(): number {
     return this.#entries.size;
   }
 
-  /**
-   * How many entries were pushed out by the size cap, and how many expired, so far.
-   *
-   * @example
-   * ```ts
-   * import { SessionCache } from "./session_cache.ts";
-   * const cache = new SessionCache<string>({ maxEntries: 1, idleMs: 60_000 });
-   * cache.set("alice", "a");
-   * cache.set("bob", "b"); // evicts alice
-   * console.log(cache.counts); // { evicted: 1, expired: 0 }
-   * ```
-   */
+  /** How many entries were pushed out by the size cap, and how many expired, so far. */
   get counts(): { evicted: number; expired: number } {
     return { evicted: this.#evicted, expired: this.#expired };
   }
 
-  /**
-   * The value for `key`, marking it most recently used; `undefined` if absent or expired.
-   *
-   * @example
-   * ```ts
-   * import { SessionCache } from "./session_cache.ts";
-   * const cache = new SessionCache<string>({ maxEntries: 10, idleMs: 60_000 });
-   * cache.set("alice", "a");
-   * cache.get("alice"); // "a"
-   * cache.get("bob"); // undefined
-   * ```
-   */
+  /** The value for `key`, marking it most recently used; `undefined` if absent or expired. */
   get(key: string): V | undefined {
     const now = this.#now();
     this.#sweep(now);
@@ -127,37 +81,13 @@ export class SessionCache<V> {
     return entry.value;
   }
 
-  /**
-   * True when `key` has a live entry; does not count as a use.
-   *
-   * @example
-   * ```ts
-   * import { SessionCache } from "./session_cache.ts";
-   * const cache = new SessionCache<string>({ maxEntries: 2, idleMs: 60_000 });
-   * cache.set("alice", "a");
-   * cache.set("bob", "b");
-   * cache.has("alice"); // true, and alice is still the least recently used
-   * cache.set("carol", "c"); // so it is alice that goes
-   * cache.has("alice"); // false
-   * ```
-   */
+  /** True when `key` has a live entry; does not count as a use. */
   has(key: string): boolean {
     this.#sweep(this.#now());
     return this.#entries.has(key);
   }
 
-  /**
-   * Stores `value` as the most recently used entry, replacing any previous one for `key`.
-   *
-   * @example
-   * ```ts
-   * import { SessionCache } from "./session_cache.ts";
-   * const cache = new SessionCache<string>({ maxEntries: 10, idleMs: 60_000 });
-   * cache.set("alice", "old key");
-   * cache.set("alice", "new key"); // a new key exchange replaces the session
-   * cache.get("alice"); // "new key"
-   * ```
-   */
+  /** Stores `value` as the most recently used entry, replacing any previous one for `key`. */
   set(key: string, value: V): void {
     const now = this.#now();
     this.#sweep(now);
@@ -170,51 +100,12 @@ export class SessionCache<V> {
     this.#entries.set(key, { value, lastUsed: now });
   }
 
-  /**
-   * Removes `key`; true if it was there.
-   *
-   * @example
-   * ```ts
-   * import { SessionCache } from "./session_cache.ts";
-   * const cache = new SessionCache<string>({ maxEntries: 10, idleMs: 60_000 });
-   * cache.set("alice", "a");
-   * cache.delete("alice"); // true
-   * cache.delete("alice"); // false
-   * ```
-   */
-  delete(key: string): boolean {
-    return this.#entries.delete(key);
-  }
-
-  /**
-   * Drops every expired entry now and returns how many went.
-   *
-   * @example
-   * ```ts
-   * import { SessionCache } from "./session_cache.ts";
-   * let t = 0;
-   * const cache = new SessionCache<string>({ maxEntries: 10, idleMs: 100, now: () => t });
-   * cache.set("alice", "a");
-   * t = 100;
-   * cache.sweep(); // 1
-   * ```
-   */
+  /** Drops every expired entry now and returns how many went. */
   sweep(): number {
     return this.#sweep(this.#now());
   }
 
-  /**
-   * Drops everything (on shutdown, so key material is not kept reachable).
-   *
-   * @example
-   * ```ts
-   * import { SessionCache } from "./session_cache.ts";
-   * const cache = new SessionCache<string>({ maxEntries: 10, idleMs: 60_000 });
-   * cache.set("alice", "a");
-   * cache.clear();
-   * console.log(cache.size); // 0
-   * ```
-   */
+  /** Drops everything (on shutdown, so that key material is not kept reachable). */
   clear(): void {
     this.#entries.clear();
   }

@@ -1,24 +1,30 @@
 /**
  * Options that real brokers need, end to end through the real entry points (main.ts and
  * responder.ts as subprocesses with their deno.json task's permissions) against a real
- * mosquitto: MQTT over TLS with a private CA (`--tls`, `--cafile`), user name and password
- * (`--username`, `MQTT_PASSWORD`), and the message read from stdin (`-`).
+ * mosquitto: MQTT over TLS with a private CA (`--tls`, `--cafile`, `--url mqtts://`), user name
+ * and password (`--username`, `MQTT_PASSWORD`), and the message read from stdin (`-`); and MQTT
+ * over WebSocket (`--url ws://`) against the embedded aedes broker, since Debian's mosquitto
+ * has no WebSocket listener.
  *
- * The broker has a TLS listener with a certificate from a throwaway CA (tests/support/tls.ts)
- * and a password file made with `mosquitto_passwd`; anonymous clients are refused. Our own
- * responder serves the same broker with the same credentials, so a good run is a full exchange.
+ * The TLS broker has a certificate from a throwaway CA (support/tls.ts) and a password file made
+ * with `mosquitto_passwd`; anonymous clients are refused. Our own responder serves the same
+ * broker with the same credentials, so a good run is a full exchange.
  */
 
 import assert from "node:assert/strict";
-import { freePort, mosquittoSkipReason, startMosquitto } from "./support/mosquitto.ts";
+import { startEmbeddedBroker } from "../demo/embedded_broker.ts";
+import { Identity } from "../lib/identity.ts";
+import { loadLabGroup } from "../lib/protocol.ts";
+import { Responder } from "../lib/responder.ts";
+import { freePort, mosquittoSkipReason, startMosquitto } from "../support/mosquitto.ts";
 import {
   type Peer,
   type RunResult,
   runTask,
   spawnTask,
   startResponderTask,
-} from "./support/processes.ts";
-import { makeTlsFixture, opensslSkipReason, type TlsFixture } from "./support/tls.ts";
+} from "../support/processes.ts";
+import { makeTlsFixture, opensslSkipReason, type TlsFixture } from "../support/tls.ts";
 
 const MAX_MESSAGE_BYTES = 1024 * 1024; // lib/protocol.ts MAX_MESSAGE_BYTES, restated on purpose
 const USER = "lab-user";
@@ -27,6 +33,8 @@ const PASSWORD = "c0rrect horse $battery 'staple'";
 const WRONG_PASSWORD = "Tr0ub4dor&3-not-it";
 
 const NEEDS_BROKER = mosquittoSkipReason() ?? opensslSkipReason();
+const UNTRUSTED =
+  /TLS: 127\.0\.0\.1:\d+ presented a certificate we do not trust \(.*\); name the CA .* --cafile$/m;
 
 /** Runs the client (main.ts) to completion, never with the test runner's MQTT_PASSWORD. */
 function runClient(
@@ -136,6 +144,41 @@ Deno.test({
       assert.equal(run.stdout, "cba\n");
     });
 
+    await t.step(
+      "--url mqtts:// with --cafile: full exchange, by address and by name",
+      async () => {
+        // The certificate names both 127.0.0.1 and localhost; a name is checked against it.
+        for (const host of ["127.0.0.1", "localhost"]) {
+          const run = await runClient(
+            [
+              ...["--url", `mqtts://${host}:${broker.port}`, "--cafile", pki.caFile],
+              ...["--username", USER, `url-${host.replaceAll(".", "-")}`, "reverse", "stressed"],
+            ],
+            good,
+          );
+          assert.equal(run.code, 0, run.stderr);
+          assert.equal(run.stdout, "desserts\n");
+          assertNoSecret(run.stdout + run.stderr, PASSWORD);
+        }
+      },
+    );
+
+    await t.step("the TLS port reached without TLS: exit 1, and the hint says --tls", async () => {
+      for (
+        const where of [
+          ["--url", `mqtt://127.0.0.1:${broker.port}`],
+          ["--host", "127.0.0.1", "-p", String(broker.port)],
+        ]
+      ) {
+        const run = await runClient([...where, "--username", USER, "ivan", "uppercase", "x"], good);
+        assertRuntimeFailure(
+          run,
+          /^secure_mqtt_client: error: connection to 127\.0\.0\.1:\d+ was closed before the broker answered \(a TLS port\? then add --tls\)$/,
+          PASSWORD,
+        );
+      }
+    });
+
     await t.step("message '-' is read from stdin exactly, trailing newline included", async () => {
       const run = await runClient(
         [...target, "--cafile", pki.caFile, "--username", USER, "carol", "uppercase", "-"],
@@ -167,13 +210,16 @@ Deno.test({
       assertRuntimeFailure(anonymous, /not authorized/);
     });
 
-    await t.step("a certificate from another CA: exit 1, TLS handshake failed", async () => {
-      const run = await runClient(
-        [...target, "--cafile", pki.otherCaFile, "--username", USER, "gina", "uppercase", "x"],
-        { env: { MQTT_PASSWORD: PASSWORD } },
-      );
-      assertRuntimeFailure(run, /TLS handshake with 127\.0\.0\.1:\d+ failed/, PASSWORD);
-    });
+    await t.step(
+      "a certificate from another CA: exit 1, the certificate is not trusted",
+      async () => {
+        const run = await runClient(
+          [...target, "--cafile", pki.otherCaFile, "--username", USER, "gina", "uppercase", "x"],
+          { env: { MQTT_PASSWORD: PASSWORD } },
+        );
+        assertRuntimeFailure(run, UNTRUSTED, PASSWORD);
+      },
+    );
 
     await t.step(
       "--tls with only the system CAs: the private CA is not trusted, exit 1",
@@ -182,7 +228,7 @@ Deno.test({
           [...target, "--tls", "--username", USER, "hank", "uppercase", "x"],
           { env: { MQTT_PASSWORD: PASSWORD } },
         );
-        assertRuntimeFailure(run, /TLS handshake with 127\.0\.0\.1:\d+ failed/, PASSWORD);
+        assertRuntimeFailure(run, UNTRUSTED, PASSWORD);
       },
     );
 
@@ -190,7 +236,7 @@ Deno.test({
       for (
         const [cafile, password, reason] of [
           [pki.caFile, WRONG_PASSWORD, /not authorized/],
-          [pki.otherCaFile, PASSWORD, /TLS handshake with 127\.0\.0\.1:\d+ failed/],
+          [pki.otherCaFile, PASSWORD, UNTRUSTED],
         ] as const
       ) {
         await using bad = spawnTask("responder", [
@@ -290,4 +336,41 @@ Deno.test("stdin that is not UTF-8 is a usage error (exit 2)", async () => {
     assert.equal(stdout, "");
     assert.match(stderr, /^secure_mqtt_client: error: .*not valid UTF-8$/m);
   }
+});
+
+Deno.test("--url ws://: MQTT over WebSocket, with and without --trust", async () => {
+  // Our responder speaks MQTT over TCP to the same embedded broker.
+  await using broker = await startEmbeddedBroker({ webSocket: true });
+  assert.ok(broker.webSocketPort);
+  const { identity } = await Identity.generate();
+  await using _responder = await Responder.start({
+    broker: { transport: "mqtt", host: broker.host, port: broker.port },
+    group: loadLabGroup(),
+    identity,
+  });
+  const url = `ws://${broker.host}:${broker.webSocketPort}/mqtt`;
+
+  const plain = await runClient(["--url", url, "web", "uppercase", "over websocket"]);
+  assert.equal(plain.code, 0, plain.stderr);
+  assert.equal(plain.stdout, "OVER WEBSOCKET\n");
+  assert.equal(plain.stderr, "");
+
+  const trusting = await runClient([
+    ...["-v", "--url", url, "--trust", identity.fingerprint],
+    ...["web-trust", "reverse", "stressed"],
+  ]);
+  assert.equal(trusting.code, 0, trusting.stderr);
+  assert.equal(trusting.stdout, "desserts\n");
+  assert.ok(trusting.stderr.includes(`debug: connected to ${url} (`), trusting.stderr);
+  assert.ok(trusting.stderr.includes(`authenticated by ${identity.fingerprint}`), trusting.stderr);
+
+  // Over the same WebSocket, trusting another identity: refused at the deadline.
+  const wary = await runClient([
+    ...["--url", url, "--timeout", "1", "--trust", `SHA256:${"0f".repeat(32)}`],
+    ...["web-wary", "uppercase", "x"],
+  ]);
+  assertRuntimeFailure(
+    wary,
+    /signed by SHA256:(0f){32} within 1 s: 1 signature by other identities/,
+  );
 });

@@ -1,26 +1,22 @@
 /**
- * `deno task demo`: one command, no mosquitto (an embedded aedes broker), run with exactly the
- * task's permissions. It must print the four messages as the broker sees them and the answer,
- * exit 0 and leave nothing running (the process exiting on its own proves the last part).
+ * `deno task demo` and `deno task demo --mitm`: one command each, no mosquitto (an embedded
+ * aedes broker), run with exactly the task's permissions. The plain demo prints the four
+ * messages as the broker sees them and the answer; the attack shows the lab protocol fooled and
+ * the authenticated key exchange refusing. Each exits by itself, so nothing was left running
+ * (a demo that hangs is killed by the runner's timeout, and its status then fails the test).
  */
 
 import assert from "node:assert/strict";
-import { type Peer, spawnTask } from "./support/processes.ts";
+import { type RunResult, runTask } from "../support/processes.ts";
 
-/** The exit status; a demo still running after `ms` is killed and the test fails. */
-async function exited(demo: Peer, ms = 30_000): Promise<Deno.CommandStatus> {
-  let hung = false;
-  const timer = setTimeout(() => {
-    hung = true;
-    demo.kill("SIGKILL");
-  }, ms);
-  try {
-    const status = await demo.status;
-    assert.ok(!hung, `the demo did not exit by itself within ${ms} ms: something kept running`);
-    return status;
-  } finally {
-    clearTimeout(timer);
-  }
+/** Runs the demo task to completion with `args`. */
+function demo(args: string[]): Promise<RunResult> {
+  return runTask("demo", args);
+}
+
+/** Deno's own lines (npm download progress, warnings) are not the demo's. */
+function demoStderr(run: RunResult): string {
+  return run.stderr.replace(/^(Warning|Download|Initialize).*\n(\s+at .*\n)?/gm, "");
 }
 
 const FOUR_MESSAGES = [
@@ -31,27 +27,90 @@ const FOUR_MESSAGES = [
 ];
 
 Deno.test("deno task demo runs the whole exchange on an embedded broker and exits 0", async () => {
-  await using demo = spawnTask("demo", []);
-  const status = await exited(demo);
-  const out = demo.stdoutText();
-  assert.strictEqual(status.code, 0, `${out}\n${demo.stderrText()}`);
+  const run = await demo([]);
+  const out = run.stdout;
+  assert.equal(run.code, 0, `${out}\n${run.stderr}`);
+  assert.match(out, /^broker: aedes, embedded, listening on 127\.0\.0\.1:\d+$/m);
   for (const line of FOUR_MESSAGES) assert.match(out, line);
+  assert.doesNotMatch(out, /broker sees \[5\]/);
   assert.match(out, /^answer: HELLO, SECURE MQTT!$/m);
-  // What the broker saw is ciphertext: the message never appears outside the answer line.
-  assert.strictEqual(out.split("\n").filter((l) => /secure mqtt/i.test(l)).length, 2);
-  assert.strictEqual(demo.stderrText().replace(/^(Warning|Download).*\n(\s+at .*\n)?/gm, ""), "");
+  assert.match(
+    out,
+    /^the broker relayed 4 messages and saw topics, public keys and ciphertext only/m,
+  );
+  // What the broker saw is ciphertext: the message appears only where the client states it
+  // and in the answer.
+  assert.deepEqual(
+    out.split("\n").filter((l) => /secure mqtt/i.test(l)),
+    [
+      `client: demo asks for uppercase of "Hello, secure MQTT!"`,
+      "answer: HELLO, SECURE MQTT!",
+    ],
+  );
+  assert.equal(demoStderr(run), "");
 });
 
 Deno.test("deno task demo takes a message, an action and a netid", async () => {
-  await using demo = spawnTask("demo", ["--action", "reverse", "-n", "bob", "stressed"]);
-  assert.strictEqual((await exited(demo)).code, 0, demo.stderrText());
-  assert.match(demo.stdoutText(), /broker sees \[3\] bob\/reverse\/request/);
-  assert.match(demo.stdoutText(), /^answer: desserts$/m);
+  const run = await demo(["--action", "reverse", "-n", "bob", "stressed"]);
+  assert.equal(run.code, 0, run.stderr);
+  assert.match(run.stdout, /broker sees \[3\] bob\/reverse\/request/);
+  assert.match(run.stdout, /^answer: desserts$/m);
 });
 
-Deno.test("deno task demo: a bad action is a usage error (exit 2)", async () => {
-  await using demo = spawnTask("demo", ["--action", "explode"]);
-  assert.strictEqual((await exited(demo)).code, 2);
-  assert.match(demo.stderrText(), /^demo: error: argument -a\/--action: invalid choice 'explode'/m);
-  assert.match(demo.stderrText(), /^usage: deno task demo /m);
+Deno.test("deno task demo: bad arguments are usage errors (exit 2)", async () => {
+  const cases: [string[], RegExp][] = [
+    [["--action", "explode"], /^demo: error: argument -a\/--action: invalid choice 'explode'/m],
+    [["-n", "a/b"], /^demo: error: argument -n\/--netid: /m],
+    [["--nope"], /^demo: error: unrecognized option --nope$/m],
+    [["one", "two"], /^demo: error: unrecognized arguments: two \(quote a message/m],
+  ];
+  for (const [args, reason] of cases) {
+    const run = await demo(args);
+    assert.equal(run.code, 2, `${args}: ${run.stderr}`);
+    assert.equal(run.stdout, "");
+    assert.match(run.stderr, reason);
+    assert.match(run.stderr, /^usage: deno task demo /m);
+  }
+});
+
+Deno.test("deno task demo --mitm: the lab protocol fooled, the authenticated one not", async () => {
+  const run = await demo(["--mitm"]);
+  const out = run.stdout;
+  assert.equal(run.code, 0, `${out}\n${run.stderr}`);
+  assert.equal(demoStderr(run), "");
+
+  const part2At = out.indexOf("\n2. ");
+  assert.ok(part2At > 0, out);
+  const part1 = out.slice(0, part2At);
+  const part2 = out.slice(part2At);
+
+  // Part 1: the broker swaps both keys, reads the request, forges the answer; the client
+  // prints the forgery and exits 0.
+  assert.match(part1, /^1\. The lab protocol, through a broker that is a man in the middle$/m);
+  assert.match(part1, /broker \(attacker\): replaced the client's public key/);
+  assert.match(part1, /broker \(attacker\): replaced the responder's public key/);
+  assert.match(
+    part1,
+    /broker \(attacker\): READ the request on demo\/uppercase\/request: "Hello, secure MQTT!"/,
+  );
+  assert.match(
+    part1,
+    /client: printed "HELLO, SECURE MQTT! \(and the broker says hello\)" and exited 0: fooled, and the broker read the request/,
+  );
+
+  // Part 2: the client trusts the responder's identity; the substituted keys are refused as a
+  // man in the middle before any request is sent, so there is nothing to read.
+  const fingerprint =
+    /^2\. The same, with the responder's identity and --trust (SHA256:[0-9a-f]{64})$/m
+      .exec(part2)?.[1];
+  assert.ok(fingerprint, part2);
+  assert.match(part2, /broker \(attacker\): let the signature on demo\/key-exchange\/signature/);
+  const refusal = /^ {3}client: exited 1: secure_mqtt_client: error: (.*)$/m.exec(part2)?.[1];
+  assert.ok(refusal, part2);
+  assert.ok(refusal.includes(`signed by ${fingerprint}`), refusal);
+  assert.match(refusal, /did not cover this key exchange: possible man in the middle/);
+  assert.doesNotMatch(part2, /READ/);
+  assert.match(part2, /^ {3}the broker read 0 requests: it learned nothing it can use$/m);
+  assert.match(part2, /^What made the difference: the responder signed its key exchange/m);
+  assert.match(part2, /substituted keys were refused before any message was sent\.$/m);
 });

@@ -1,48 +1,64 @@
 /**
- * lib/protocol.ts: topics, topic-level validation, request-topic parsing, and the actions'
- * contracts (shuffle and random checked as properties over a seeded source of randomness).
+ * lib/protocol.ts: topic names, topic-level checks, request-topic parsing, the lab's group, and
+ * the key agreement (both ends agree; a bad peer key is refused with DhKeyError).
  */
 
 import assert from "node:assert/strict";
 import {
-  ACTIONS,
   agreeFernet,
-  applyAction,
-  cryptoRandomInt,
-  decodeUtf8,
-  isAction,
+  fernetFor,
+  KEY_EXCHANGE,
   loadLabGroup,
+  MAX_NETID_BYTES,
   parseRequestTopic,
   requestTopic,
   responseTopic,
+  signatureTopic,
   topicLevelProblem,
 } from "../lib/protocol.ts";
-import { encodePublicKeyPem, generateKeyPair } from "../lib/crypto/dh.ts";
+import {
+  DhKeyError,
+  encodePublicKeyDer,
+  encodePublicKeyPem,
+  generateKeyPair,
+} from "../lib/crypto/dh.ts";
 
-/** A seeded source for applyAction, so the property checks are reproducible. */
-function seeded(seed: number) {
-  return (n: number) => {
-    seed = (seed * 1103515245 + 12345) >>> 0;
-    return Math.floor((seed / 0x1_0000_0000) * n);
-  };
-}
+const group = loadLabGroup();
 
-const sorted = (s: string) => Array.from(s).sort().join("");
-
-Deno.test("topics follow <netid>/<action>/{request,response}", () => {
-  assert.equal(requestTopic("alice", "key-exchange"), "alice/key-exchange/request");
+Deno.test("topics are <netid>/<action>/{request,response}, and the signature topic", () => {
+  assert.equal(KEY_EXCHANGE, "key-exchange");
+  assert.equal(requestTopic("alice", KEY_EXCHANGE), "alice/key-exchange/request");
+  assert.equal(responseTopic("alice", KEY_EXCHANGE), "alice/key-exchange/response");
+  assert.equal(requestTopic("alice", "uppercase"), "alice/uppercase/request");
   assert.equal(responseTopic("alice", "uppercase"), "alice/uppercase/response");
+  assert.equal(signatureTopic("alice"), "alice/key-exchange/signature");
 });
 
-Deno.test("a netid must be one topic level", () => {
-  assert.equal(topicLevelProblem("alice_01"), undefined);
-  assert.equal(topicLevelProblem("ünï"), undefined);
-  assert.match(topicLevelProblem("")!, /empty/);
-  for (const bad of ["a/b", "a+", "#", "x\0y"]) assert.ok(topicLevelProblem(bad), bad);
-  assert.match(topicLevelProblem("x".repeat(1025))!, /too long/);
+Deno.test("a netid must be one topic level: no separator, wildcard or NUL, not empty", () => {
+  for (const good of ["alice_01", "ünï", "a.b-c", "🚀", " ", "x".repeat(MAX_NETID_BYTES)]) {
+    assert.equal(topicLevelProblem(good), undefined, good);
+  }
+  assert.equal(topicLevelProblem(""), "must not be empty");
+  const bad: [string, string][] = [
+    ["a/b", "must not contain '/'"],
+    ["/", "must not contain '/'"],
+    ["a+", "must not contain '+'"],
+    ["#", "must not contain '#'"],
+    ["x\0y", "must not contain NUL"],
+  ];
+  for (const [value, problem] of bad) assert.equal(topicLevelProblem(value), problem, value);
 });
 
-Deno.test("parseRequestTopic takes exactly three levels ending in request", () => {
+Deno.test("a netid is at most MAX_NETID_BYTES bytes of UTF-8, not UTF-16 units", () => {
+  const tooLong = `is too long (over ${MAX_NETID_BYTES} bytes)`;
+  assert.equal(topicLevelProblem("x".repeat(MAX_NETID_BYTES + 1)), tooLong);
+  // é is two bytes: 512 of them fill the limit exactly, one more is over it.
+  assert.equal(topicLevelProblem("é".repeat(MAX_NETID_BYTES / 2)), undefined);
+  assert.equal(topicLevelProblem("é".repeat(MAX_NETID_BYTES / 2) + "x"), tooLong);
+  assert.equal(topicLevelProblem("🚀".repeat(MAX_NETID_BYTES / 4 + 1)), tooLong);
+});
+
+Deno.test("parseRequestTopic takes exactly three non-empty levels ending in request", () => {
   assert.deepEqual(parseRequestTopic("a/key-exchange/request"), {
     kind: "key-exchange",
     netid: "a",
@@ -52,91 +68,91 @@ Deno.test("parseRequestTopic takes exactly three levels ending in request", () =
     netid: "a",
     action: "upper",
   });
-  for (const t of ["a/b/c/request", "a/b/response", "/b/request", "a//request", "a/request"]) {
-    assert.equal(parseRequestTopic(t), undefined, t);
-  }
-});
-
-Deno.test("isAction knows exactly the five actions", () => {
-  assert.deepEqual([...ACTIONS], ["uppercase", "lowercase", "reverse", "shuffle", "random"]);
-  for (const a of ACTIONS) assert.ok(isAction(a));
-  for (const a of ["Uppercase", "", "key-exchange", "toString"]) assert.ok(!isAction(a), a);
-});
-
-Deno.test("deterministic actions, on code points (no split surrogate pairs)", () => {
-  const text = "Héllo 🚀 wörld";
-  assert.equal(applyAction("uppercase", text), "HÉLLO 🚀 WÖRLD");
-  assert.equal(applyAction("lowercase", "ÀB"), "àb");
-  const reversed = applyAction("reverse", text);
-  assert.equal(reversed, "dlröw 🚀 olléH");
-  assert.equal(applyAction("reverse", ""), "");
-});
-
-Deno.test("shuffle is a permutation of the code points, and does shuffle", () => {
-  const text = "abcdefghij🚀🎉";
-  const rng = seeded(7);
-  const outputs = new Set<string>();
-  for (let i = 0; i < 200; i++) {
-    const out = applyAction("shuffle", text, rng);
-    assert.equal(sorted(out), sorted(text));
-    assert.ok(out.isWellFormed());
-    outputs.add(out);
-  }
-  assert.ok(outputs.size > 150, `only ${outputs.size} distinct orders in 200`);
-});
-
-Deno.test("random keeps each character 0, 1 or 2 times in order, and varies", () => {
-  const text = "abcdefgh";
-  const rng = seeded(11);
-  const seen = new Set<number>();
-  for (let i = 0; i < 200; i++) {
-    const out = applyAction("random", text, rng);
-    assert.match(out, /^a{0,2}b{0,2}c{0,2}d{0,2}e{0,2}f{0,2}g{0,2}h{0,2}$/);
-    seen.add(out.length);
-  }
-  assert.ok(seen.size > 5, "lengths vary: characters are dropped and doubled");
-});
-
-Deno.test("a long shuffle draws randomness in bulk, not one CSPRNG call a character", () => {
-  // One getRandomValues call per character made a 1 MiB shuffle block the responder's event
-  // loop for over a second.
-  const original = crypto.getRandomValues;
-  let calls = 0;
-  crypto.getRandomValues = function <T extends ArrayBufferView | null>(array: T): T {
-    calls++;
-    return original.call(crypto, array as ArrayBufferView) as T;
-  };
-  try {
-    const text = "abcdefghijklmnopqrstuvwxyz".repeat(4000); // 104,000 code points
-    assert.equal(sorted(applyAction("shuffle", text)), sorted(text));
-    assert.ok(applyAction("random", text).length <= 2 * text.length);
-  } finally {
-    crypto.getRandomValues = original;
-  }
-  assert.ok(calls < 50, `${calls} CSPRNG calls for 208,000 draws`);
-});
-
-Deno.test("cryptoRandomInt stays in range and covers it", () => {
-  const hits = new Array(3).fill(0);
-  for (let i = 0; i < 3000; i++) hits[cryptoRandomInt(3)]++;
-  for (const h of hits) assert.ok(h > 800 && h < 1200, `skewed: ${hits}`);
-  assert.equal(cryptoRandomInt(1), 0);
+  assert.deepEqual(parseRequestTopic("ünï/title-case/request"), {
+    kind: "action",
+    netid: "ünï",
+    action: "title-case",
+  });
+  const refused = [
+    "a/b/c/request", // an extra level
+    "a/uppercase/request/", // an empty extra level
+    "/a/uppercase/request",
+    "a/b/response",
+    "a/key-exchange/signature",
+    "/b/request", // empty netid
+    "a//request", // empty action
+    "//request",
+    "a/request",
+    "request",
+    "",
+  ];
+  for (const t of refused) assert.equal(parseRequestTopic(t), undefined, t);
 });
 
 Deno.test("agreeFernet: both ends of one exchange get the same key", async () => {
-  const group = loadLabGroup();
   const a = generateKeyPair(group);
   const b = generateKeyPair(group);
   const fa = await agreeFernet(group, a, encodePublicKeyPem(group, b.publicKey));
   const fb = await agreeFernet(group, b, encodePublicKeyPem(group, a.publicKey));
-  const token = await fa.encrypt("hello");
-  assert.equal(new TextDecoder().decode(await fb.decrypt(token)), "hello");
+  const decoder = new TextDecoder();
+  assert.equal(decoder.decode(await fb.decrypt(await fa.encrypt("hello"))), "hello");
+  assert.equal(decoder.decode(await fa.decrypt(await fb.encrypt("and back"))), "and back");
+  // fernetFor is the same agreement from an already decoded y.
+  const fc = await fernetFor(group, a, b.publicKey);
+  assert.equal(decoder.decode(await fc.decrypt(await fb.encrypt("again"))), "again");
 });
 
-Deno.test("decodeUtf8 is strict: invalid bytes are refused, not replaced", () => {
-  assert.equal(decodeUtf8(new TextEncoder().encode("héllo 🚀")), "héllo 🚀");
-  assert.equal(decodeUtf8(new Uint8Array()), "");
-  for (const bad of [[0xff], [0xc3], [0xed, 0xa0, 0x80], [0xe2, 0x82]]) {
-    assert.equal(decodeUtf8(new Uint8Array(bad)), undefined, JSON.stringify(bad));
+Deno.test("agreeFernet: a different peer key gives a different key", async () => {
+  const a = generateKeyPair(group);
+  const b = generateKeyPair(group);
+  const c = generateKeyPair(group);
+  const ab = await agreeFernet(group, a, encodePublicKeyPem(group, b.publicKey));
+  const cb = await agreeFernet(group, c, encodePublicKeyPem(group, b.publicKey));
+  await assert.rejects(cb.decrypt(await ab.encrypt("hello")));
+});
+
+/** A PEM of `der` as pyca writes one. */
+function pem(der: Uint8Array): string {
+  return `-----BEGIN PUBLIC KEY-----\n${der.toBase64()}\n-----END PUBLIC KEY-----\n`;
+}
+
+/** Our group's public-key DER with `y` (0 to 255), including the values we refuse to encode. */
+function derWithSmallY(y: number): Uint8Array {
+  const der = encodePublicKeyDer(group, 5n);
+  assert.deepEqual(der.subarray(-3), Uint8Array.of(0x02, 0x01, 0x05)); // INTEGER 5, last
+  der[der.length - 1] = y;
+  return der;
+}
+
+Deno.test("agreeFernet refuses a bad peer key with DhKeyError", async () => {
+  const ours = generateKeyPair(group);
+  const otherGroup = { p: 2n ** 127n - 1n, g: 3n, byteLength: 16 };
+  const bad: [string, string][] = [
+    ["y = 0", pem(derWithSmallY(0))],
+    ["y = 1", pem(derWithSmallY(1))],
+    ["another group's key", encodePublicKeyPem(otherGroup, 5n)],
+    ["no PEM at all", "hello"],
+    ["an empty string", ""],
+    ["a PEM without its END line", pem(derWithSmallY(5)).replace(/-----END.*\n$/, "")],
+    ["a PEM of garbage", pem(Uint8Array.of(1, 2, 3))],
+  ];
+  for (const [what, peerPem] of bad) {
+    await assert.rejects(agreeFernet(group, ours, peerPem), DhKeyError, what);
   }
+  // The good control: the same construction with an acceptable y is taken.
+  await agreeFernet(group, ours, pem(derWithSmallY(5)));
+});
+
+Deno.test("fernetFor re-checks the range of a y it is handed", async () => {
+  const ours = generateKeyPair(group);
+  for (const y of [0n, 1n, group.p - 1n, group.p, group.p + 5n]) {
+    await assert.rejects(fernetFor(group, ours, y), DhKeyError, String(y));
+  }
+});
+
+Deno.test("loadLabGroup is the 4096-bit group with generator 2", () => {
+  assert.equal(group.byteLength, 512);
+  assert.equal(group.p.toString(2).length, 4096);
+  assert.equal(group.g, 2n);
+  assert.deepEqual(loadLabGroup(), group);
 });

@@ -160,14 +160,25 @@ export function parsePort(text: string, option: string): number {
   return port;
 }
 
+/**
+ * The CA file's text, which must hold a PEM certificate: TLS would ignore anything else (with
+ * a warning of its own on stderr) and then fail with a misleading "certificate not trusted".
+ */
 function readCaFile(path: string): string {
+  let text: string;
   try {
-    return Deno.readTextFileSync(path);
+    text = new TextDecoder("utf-8", { fatal: true }).decode(Deno.readFileSync(path));
   } catch (error) {
     throw new UsageError(`argument --cafile: cannot read '${path}': ${describeFsError(error)}`, {
       cause: error,
     });
   }
+  if (!/^-----BEGIN CERTIFICATE-----\r?$/m.test(text)) {
+    throw new UsageError(
+      `argument --cafile: '${path}' holds no PEM certificate (-----BEGIN CERTIFICATE-----)`,
+    );
+  }
+  return text;
 }
 
 function readPassword(): string | undefined {
