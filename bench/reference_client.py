@@ -2,7 +2,7 @@
 
 usage: reference_client.py [--host HOST] [--port PORT] [--timeout S] NETID ACTION MESSAGE
 
-The benchmark's yardstick for `main.ts`: same protocol (PROTOCOL.md), same broker, same
+The benchmark's yardstick for `main.ts`: same protocol (docs/protocol.md), same broker, same
 responder. Lab-style, like tests/peers/client.py without its test extras: subscribe to both
 response topics in on_connect, wait for the SUBACK, generate the key pair, publish it, derive
 the Fernet key from the answer, send the token, print the decrypted answer. It is not slowed on

@@ -25,6 +25,7 @@
  */
 
 import { fingerprintOf, type Identity, isEd25519Spki } from "./identity.ts";
+import { decodeUtf8 } from "./utf8.ts";
 
 const CONTEXT = new TextEncoder().encode("secure_mqtt key exchange v1\0");
 // A valid message is about 190 bytes; the cap only bounds the work done on junk.
@@ -135,8 +136,9 @@ export async function parseSignatureMessage(payload: Uint8Array): Promise<KeyExc
   }
   let parsed: unknown;
   try {
-    // ignoreBOM leaves a BOM in the text for JSON.parse to refuse: RFC 8259 §8.1 forbids one.
-    const text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(payload);
+    // decodeUtf8 keeps a BOM in the text, for JSON.parse to refuse: RFC 8259 §8.1 forbids one.
+    const text = decodeUtf8(payload);
+    if (text === undefined) throw malformed("not UTF-8 JSON");
     parsed = JSON.parse(text);
   } catch {
     throw malformed("not UTF-8 JSON");

@@ -79,18 +79,27 @@ export class UnauthenticatedError extends ClientError {
 /**
  * Runs the exchange and returns the responder's answer.
  *
- * @example
- * ```ts ignore
+ * @example A whole exchange, on the demo's embedded broker
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { startEmbeddedBroker } from "../demo/embedded_broker.ts";
  * import { requestTransform } from "./client.ts";
  * import { loadLabGroup } from "./protocol.ts";
+ * import { Responder } from "./responder.ts";
+ *
+ * await using embedded = await startEmbeddedBroker();
+ * const broker = { transport: "mqtt", host: embedded.host, port: embedded.port } as const;
+ * const group = loadLabGroup();
+ * await using _responder = await Responder.start({ broker, group });
  * const answer = await requestTransform({
- *   broker: { transport: "mqtt", host: "localhost", port: 1884 },
+ *   broker,
+ *   group,
  *   netid: "alice",
  *   action: "reverse",
  *   message: "hello",
  *   timeoutMs: 10_000,
- *   group: loadLabGroup(),
- * }); // "olleh"
+ * });
+ * assert.equal(answer, "olleh");
  * ```
  */
 export async function requestTransform(options: ClientOptions): Promise<string> {

@@ -168,18 +168,9 @@ const MAX_PACKET_BYTES = MAX_PAYLOAD_BYTES + 64 * 1024 + 16;
 const UNSUPPORTED_PROTOCOL_VERSION = new Set([1, 132]);
 
 /**
- * The service. `await Responder.start(options)` connects and subscribes; `stop()` ends it.
- *
- * @example
- * ```ts ignore
- * import { Responder } from "./responder.ts";
- * import { loadLabGroup } from "./protocol.ts";
- * await using responder = await Responder.start({
- *   broker: { transport: "mqtt", host: "localhost", port: 1884 },
- *   group: loadLabGroup(),
- * });
- * await responder.run(); // serves until stop() or a fatal failure
- * ```
+ * The service. `await Responder.start(options)` connects and subscribes; `run()` resolves when
+ * `stop()` ends it, or rejects with a {@linkcode ResponderError} on a fatal failure. The example
+ * of `requestTransform` in ./client.ts runs one with a client.
  */
 export class Responder implements AsyncDisposable {
   /** Resolves once the first connection's subscriptions are acknowledged. */
@@ -341,14 +332,17 @@ export class Responder implements AsyncDisposable {
       done();
     };
     let problem: BrokerError | undefined;
-    mqtt.on("connect", () => this.#onConnect(mqtt));
+    let answered = false; // a CONNACK came on this attempt
+    mqtt.on("connect", () => {
+      answered = true;
+      this.#onConnect(mqtt);
+    });
     mqtt.on("error", (error) => {
       problem ??= toBrokerError(error, this.#o.broker);
       const code = (error as { code?: unknown }).code;
       if (v5 && typeof code === "number" && UNSUPPORTED_PROTOCOL_VERSION.has(code)) {
         problem = undefined;
         this.#protocolVersion = 4;
-        this.#log.debug(`${this.#where} does not speak MQTT 5: using MQTT 3.1.1`);
       }
     });
     mqtt.on("close", () => {
@@ -356,10 +350,15 @@ export class Responder implements AsyncDisposable {
       const reason = problem;
       problem = undefined;
       if (reason?.permanent) return this.#fail(new ResponderError(reason.message));
-      if (v5 && this.#protocolVersion === 4) { // fall back now, on a fresh client
+      // A broker that knows only MQTT 3.1.1 refuses a version 5 CONNECT (CONNACK 1), or, less
+      // politely, hangs up on it: either way, the next attempt speaks 3.1.1.
+      if (v5 && !answered && reason?.kind !== "unreachable") this.#protocolVersion = 4;
+      if (v5 && this.#protocolVersion === 4) {
+        this.#log.debug(`${this.#where} did not take MQTT 5: speaking MQTT 3.1.1`);
         mqtt.end(true);
         return this.#connect();
       }
+      answered = false;
       const delay = backoffDelay(this.#failures++, this.#limits);
       const what = reason?.message ?? `connection to ${this.#where} lost`;
       this.#log.warn(`${what}; reconnecting in ${(delay / 1000).toFixed(1)} s`);
@@ -577,13 +576,13 @@ export class Responder implements AsyncDisposable {
    * A QoS 1 publish on the current connection. `done` runs when the broker has acknowledged
    * it, or it can no longer be delivered. A loss is only logged: the client will time out.
    */
-  #publish(topic: string, payload: string | Uint8Array, done: () => void = () => {}): void {
+  #publish(topic: string, payload: string, done: () => void = () => {}): void {
     const mqtt = this.#mqtt;
     if (mqtt === undefined || !mqtt.connected) {
       this.#line("debug", "lost", `answer on ${printable(topic)} lost: not connected`);
       return done();
     }
-    mqtt.publish(topic, payload as string, { qos: 1 }, (error) => {
+    mqtt.publish(topic, payload, { qos: 1 }, (error) => {
       done();
       if (error) {
         this.#line("debug", "lost", `answer on ${printable(topic)} may be lost: ${oneLine(error)}`);

@@ -15,16 +15,7 @@ import {
   RESPONDER_ACTIONS,
 } from "../lib/actions.ts";
 import { pycaTest, runPython } from "./crypto/pyca.ts";
-
-/** mulberry32: a seeded source for applyAction, so the property checks are reproducible. */
-function seeded(seed: number): RandomInt {
-  return (n) => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return Math.floor((((t ^ (t >>> 14)) >>> 0) / 0x1_0000_0000) * n);
-  };
-}
+import { seeded } from "../support/seeded.ts";
 
 /**
  * Replaces `crypto.getRandomValues` until disposed: it counts calls, and fills arrays from

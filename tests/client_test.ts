@@ -18,6 +18,7 @@ import {
   startMosquitto,
 } from "../support/mosquitto.ts";
 import { PYTHON, pythonPeersSkipReason, startPythonResponder } from "../support/python.ts";
+import { sortedChars } from "../support/answers.ts";
 
 const ignore = mosquittoSkipReason() !== undefined || pythonPeersSkipReason() !== undefined;
 const AN_HOUR = "3600";
@@ -42,11 +43,6 @@ function assertAnswer(run: RunResult, answer: string): void {
   assert.equal(run.code, 0, run.stderr);
   assert.equal(run.stdout, `${answer}\n`);
   assert.equal(run.stderr, "");
-}
-
-/** Multiset of code points, for checking shuffle without fixing its randomness. */
-function sorted(text: string): string {
-  return Array.from(text).sort().join("");
 }
 
 /** A responder identity made by the Python peer (`auth.py keygen`), in a temp file. */
@@ -83,7 +79,7 @@ Deno.test({
       ["uppercase", (out) => assert.equal(out, "HELLO, WÖRLD! 123")],
       ["lowercase", (out) => assert.equal(out, "hello, wörld! 123")],
       ["reverse", (out) => assert.equal(out, "321 !dlröW ,olleH")],
-      ["shuffle", (out) => assert.equal(sorted(out), sorted(message))],
+      ["shuffle", (out) => assert.equal(sortedChars(out), sortedChars(message))],
       ["random", (out) => {
         // Python's peer drops or repeats each character in place: a subsequence pattern.
         const pattern = Array.from(

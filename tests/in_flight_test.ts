@@ -2,6 +2,7 @@
 
 import assert from "node:assert/strict";
 import { InFlightBudget, type InFlightLimits, type Ticket } from "../lib/in_flight.ts";
+import { seeded } from "../support/seeded.ts";
 
 /** Admits, and fails the test on a refusal. */
 function admitted(budget: InFlightBudget, netid: string, bytes: number): Ticket {
@@ -114,16 +115,6 @@ Deno.test("release is idempotent, and so is resize after it", () => {
   assert.equal(budget.requests, 0);
   assert.equal(budget.bytes, 0);
 });
-
-/** mulberry32: a seeded source of integers in [0, n). */
-function seeded(seed: number): (n: number) => number {
-  return (n) => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return Math.floor((((t ^ (t >>> 14)) >>> 0) / 0x1_0000_0000) * n);
-  };
-}
 
 Deno.test("over a seeded run of admits, resizes and releases, the counts stay exact", () => {
   const limits: InFlightLimits = {

@@ -6,7 +6,7 @@
  */
 
 import assert from "node:assert/strict";
-import { type Action, ACTIONS } from "../lib/actions.ts";
+import { ACTIONS } from "../lib/actions.ts";
 import { encodeBitString, encodeInteger, encodeOid, encodeSequence } from "../lib/crypto/der.ts";
 import { encodePublicKeyPem, generateKeyPair } from "../lib/crypto/dh.ts";
 import { pemEncode } from "../lib/crypto/pem.ts";
@@ -35,6 +35,7 @@ import {
   startPythonResponder,
 } from "../support/python.ts";
 import { handshake, Tap } from "../support/tap.ts";
+import { assertAnswer } from "../support/answers.ts";
 
 const group = loadLabGroup();
 const needsBroker = mosquittoSkipReason() !== undefined;
@@ -93,42 +94,6 @@ function rawPublicKeyPem(p: bigint, g: bigint, y: bigint): string {
     encodeBitString(encodeInteger(y)),
   );
   return pemEncode("PUBLIC KEY", der);
-}
-
-/** True when `output` is `input` with each character kept 0, 1 or 2 times, in order. */
-function isRandomOf(input: string, output: string): boolean {
-  const a = Array.from(input);
-  const b = Array.from(output);
-  const memo = new Map<number, boolean>();
-  const can = (i: number, j: number): boolean => {
-    if (i === a.length) return j === b.length;
-    const key = i * (b.length + 1) + j;
-    const known = memo.get(key);
-    if (known !== undefined) return known;
-    let ok = can(i + 1, j);
-    if (!ok && b[j] === a[i]) ok = can(i + 1, j + 1) || (b[j + 1] === a[i] && can(i + 1, j + 2));
-    memo.set(key, ok);
-    return ok;
-  };
-  return can(0, 0);
-}
-
-const sorted = (s: string) => Array.from(s).sort().join("");
-
-/** Checks an answer against the action's contract (shuffle and random by their properties). */
-function assertAnswer(action: Action, input: string, output: string): void {
-  switch (action) {
-    case "uppercase":
-      return assert.equal(output, input.toUpperCase());
-    case "lowercase":
-      return assert.equal(output, input.toLowerCase());
-    case "reverse":
-      return assert.equal(output, Array.from(input).reverse().join(""));
-    case "shuffle":
-      return assert.equal(sorted(output), sorted(input), `not a permutation: ${output}`);
-    case "random":
-      return assert.ok(isRandomOf(input, output), `not a drop/duplicate of the input: ${output}`);
-  }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@
  */
 
 import type { BrokerOptions, Transport } from "../broker.ts";
+import { decodeUtf8 } from "../utf8.ts";
 import { UsageError } from "./args.ts";
 
 /** The lab's port, the default of `--port`. */
@@ -165,13 +166,17 @@ export function parsePort(text: string, option: string): number {
  * a warning of its own on stderr) and then fail with a misleading "certificate not trusted".
  */
 function readCaFile(path: string): string {
-  let text: string;
+  let bytes: Uint8Array;
   try {
-    text = new TextDecoder("utf-8", { fatal: true }).decode(Deno.readFileSync(path));
+    bytes = Deno.readFileSync(path);
   } catch (error) {
     throw new UsageError(`argument --cafile: cannot read '${path}': ${describeFsError(error)}`, {
       cause: error,
     });
+  }
+  const text = decodeUtf8(bytes);
+  if (text === undefined) {
+    throw new UsageError(`argument --cafile: cannot read '${path}': not UTF-8 text`);
   }
   if (!/^-----BEGIN CERTIFICATE-----\r?$/m.test(text)) {
     throw new UsageError(
@@ -195,6 +200,6 @@ export function describeFsError(error: unknown): string {
   if (error instanceof Deno.errors.PermissionDenied) return "permission denied";
   if (error instanceof Deno.errors.NotCapable) return "not allowed (grant --allow-read for it)";
   if (error instanceof Deno.errors.IsADirectory) return "is a directory";
-  if (error instanceof TypeError) return "not UTF-8 text";
+  if (error instanceof TypeError) return "not UTF-8 text"; // Deno.readTextFile's refusal
   return error instanceof Error ? error.message.split("\n")[0] : String(error);
 }

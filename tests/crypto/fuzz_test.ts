@@ -19,6 +19,7 @@ import { encodeBitString, encodeInteger, encodeOid, encodeSequence } from "../..
 import { pemDecode, pemEncode } from "../../lib/crypto/pem.ts";
 import { Fernet, InvalidToken } from "../../lib/crypto/fernet.ts";
 import { withFixedRandom } from "./fixed_random.ts";
+import { seeded } from "../../support/seeded.ts";
 
 const SEED = 0x2545f491;
 
@@ -34,18 +35,6 @@ const CASES = {
   fernetText: 10_000,
   fernetU8: 2_000,
 } as const;
-
-/** mulberry32: tiny, fast, good enough to pick mutations. */
-function prng(seed: number) {
-  let a = seed >>> 0;
-  return (n: number) => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) % n);
-  };
-}
 
 const INTERESTING = [0x00, 0x01, 0x02, 0x03, 0x06, 0x1f, 0x30, 0x7f, 0x80, 0x81, 0x82, 0x84, 0xff];
 
@@ -145,7 +134,7 @@ async function fuzz<T>(
 ): Promise<Tally> {
   let nameHash = 0;
   for (const c of name) nameHash = Math.imul(nameHash ^ c.charCodeAt(0), 0x9e3779b1);
-  const rand = prng(SEED ^ nameHash);
+  const rand = seeded(SEED ^ nameHash);
   const tally = { ok: 0, refused: 0 };
   for (let i = 0; i < n; i++) {
     const input = mutate(rand, seeds[i % seeds.length]);

@@ -17,6 +17,7 @@ import {
   encodeTlv,
 } from "../../lib/crypto/der.ts";
 import { pycaTest, runPython } from "./pyca.ts";
+import { seeded } from "../../support/seeded.ts";
 
 const bytes = Uint8Array.from({ length: 200 }, (_, i) => (i * 37) & 0xff);
 const pem = pemEncode("PUBLIC KEY", bytes);
@@ -436,18 +437,6 @@ pycaTest("where we part from pyca on purpose: the DER inside stays strict", asyn
   );
 });
 
-/** mulberry32: tiny, fast, good enough to pick mutations. */
-function prng(seed: number) {
-  let a = seed >>> 0;
-  return (n: number) => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) % n;
-  };
-}
-
 const PIECES = [
   "\n",
   "\r\n",
@@ -525,7 +514,7 @@ function mutate(rand: (n: number) => number, s: string): string {
 
 pycaTest("2,000 seeded mutations of the key's text: ours and pyca agree", async () => {
   const SEED = 0x9e3779b9;
-  const rand = prng(SEED);
+  const rand = seeded(SEED);
   const texts = Array.from({ length: 2_000 }, () => mutate(rand, KEY));
   const verdicts = await pycaLoads(texts);
   let loaded = 0;

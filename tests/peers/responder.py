@@ -19,7 +19,7 @@ Modes (all but "normal" misbehave on purpose, to test the client):
                   then behave normally
   retained-only   retain answers on the response topics and otherwise stay silent
   zero-lead       answer correctly, choosing our key so that the shared secret's first byte
-                  is zero (the trap of PROTOCOL.md: stripping it breaks the session)
+                  is zero (the trap of docs/protocol.md: stripping it breaks the session)
 Modes of the authenticated key exchange (each needs --identity):
   no-signature          answer step 2, never publish step 2b
   other-identity        sign with a fresh identity made at start, not the --identity one
@@ -99,7 +99,7 @@ def pem_with_y(params, y):
 
 def zero_lead_session(params, client_pem):
     """Our public PEM and Fernet for a private key b with A^b mod p < 2^4088, so that the
-    512-byte shared secret starts with 0x00 (the trap of PROTOCOL.md).
+    512-byte shared secret starts with 0x00 (the trap of docs/protocol.md).
 
     Steps b by one and multiplies Z by A each time: one modular multiplication a candidate,
     about 256 candidates expected. Done with Python integers because pyca's
