@@ -11,7 +11,6 @@ import {
   cryptoRandomInt,
   isAction,
   isResponderAction,
-  type RandomInt,
   RESPONDER_ACTIONS,
 } from "../lib/actions.ts";
 import { pycaTest, runPython } from "./crypto/pyca.ts";

@@ -67,7 +67,7 @@ Deno.test({
     const done = results.map((r) =>
       (r as PromiseFulfilledResult<Awaited<typeof sessions[0]>>).value
     );
-    for (const { i, action, message, answer } of done) {
+    for (const { action, message, answer } of done) {
       assertAnswer(action, message, answer);
     }
     for (const [i, run] of cliRuns.entries()) {
