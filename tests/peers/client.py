@@ -35,6 +35,17 @@ KIND_WORDS = {
 }
 
 
+
+def next_until(inbox, deadline):
+    """The next (topic, payload) from the inbox, or None once the deadline has passed."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        return None
+    try:
+        return inbox.get(timeout=left)
+    except queue.Empty:
+        return None
+
 def trusted_fingerprint(text):
     try:
         return auth.parse_fingerprint(text)
@@ -157,13 +168,10 @@ def run_trusted(args, params, client, inbox, subscribed, state, topics):
     fernet = None
     signer = None
     while fernet is None:
-        left = deadline - time.monotonic()
-        try:
-            if left <= 0:
-                raise queue.Empty
-            topic, payload = inbox.get(timeout=left)
-        except queue.Empty:
-            raise AuthFailed(session.failure(args.timeout, state["retained"])) from None
+        got = next_until(inbox, deadline)
+        if got is None:
+            raise AuthFailed(session.failure(args.timeout, state["retained"]))
+        topic, payload = got
         if topic == kx_topic:
             won = session.on_response(payload)
         elif topic == sig_topic:
@@ -181,14 +189,11 @@ def run_trusted(args, params, client, inbox, subscribed, state, topics):
                    fernet.encrypt(args.message.encode("utf-8")), qos=1)
     forged = 0
     while True:
-        left = deadline - time.monotonic()
-        try:
-            if left <= 0:
-                raise queue.Empty
-            topic, payload = inbox.get(timeout=left)
-        except queue.Empty:
+        got = next_until(inbox, deadline)
+        if got is None:
             raise TimeoutError("no answer on %s within %g s (%d token%s failed to verify)" % (
-                answer_topic, args.timeout, forged, "s" * (forged != 1))) from None
+                answer_topic, args.timeout, forged, "s" * (forged != 1)))
+        topic, payload = got
         if topic != answer_topic:
             continue
         try:
