@@ -16,7 +16,6 @@ import {
   toBrokerError,
 } from "./broker.ts";
 import {
-  decodePublicKeyPem,
   type DhGroup,
   DhKeyError,
   encodePublicKeyDer,
@@ -31,7 +30,7 @@ import { type Logger, silentLogger } from "./log.ts";
 import {
   fernetFor,
   KEY_EXCHANGE,
-  MAX_PUBLIC_KEY_PEM_BYTES,
+  readPeerPublicKey,
   requestTopic,
   responseTopic,
   signatureTopic,
@@ -256,14 +255,8 @@ class Session {
         `no key exchange response on ${this.#topics.key} within ${this.#seconds()} ` +
         "(is a responder running for this broker?)",
     );
-    const payload = message.payload;
-    if (payload.length > MAX_PUBLIC_KEY_PEM_BYTES) {
-      throw new ClientError(`peer public key is malformed: ${payload.length} bytes is too long`);
-    }
-    const pem = decodeUtf8(payload);
-    if (pem === undefined) throw new ClientError("peer public key is malformed: not UTF-8 text");
     try {
-      return { y: decodePublicKeyPem(this.#o.group, pem), pem };
+      return readPeerPublicKey(this.#o.group, message.payload);
     } catch (error) {
       if (error instanceof DhKeyError) throw new ClientError(error.message, { cause: error });
       throw error;

@@ -9,9 +9,8 @@
  */
 
 import { type KeyExchangeSignature, parseSignatureMessage, SignatureMessageError } from "./auth.ts";
-import { decodePeerPublicKey, type DhGroup, DhKeyError } from "./crypto/dh.ts";
-import { MAX_PUBLIC_KEY_PEM_BYTES } from "./protocol.ts";
-import { decodeUtf8 } from "./utf8.ts";
+import { type DhGroup, DhKeyError } from "./crypto/dh.ts";
+import { readPeerPublicKey } from "./protocol.ts";
 
 /** A key exchange response that passed every check: its public key and who signed it. */
 export interface VerifiedKeyExchange {
@@ -145,12 +144,7 @@ export class KeyExchangeVerifier {
 
   #decodeKey(payload: Uint8Array): Candidate | undefined {
     try {
-      if (payload.length > MAX_PUBLIC_KEY_PEM_BYTES) {
-        throw new DhKeyError(`peer public key is malformed: ${payload.length} bytes is too long`);
-      }
-      const pem = decodeUtf8(payload);
-      if (pem === undefined) throw new DhKeyError("peer public key is malformed: not UTF-8 text");
-      return decodePeerPublicKey(this.group, pem);
+      return readPeerPublicKey(this.group, payload);
     } catch (error) {
       if (!(error instanceof DhKeyError)) throw error;
       this.#counts.refusedKeys++;

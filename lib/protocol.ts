@@ -8,14 +8,18 @@
 
 import {
   computeSharedSecret,
+  decodePeerPublicKey,
   decodePublicKeyPem,
   type DhGroup,
+  DhKeyError,
   type DhKeyPair,
   type DhOptions,
   parseDhParamsPem,
+  type PeerPublicKey,
 } from "./crypto/dh.ts";
 import { deriveFernetKey } from "./crypto/hkdf.ts";
 import { Fernet } from "./crypto/fernet.ts";
+import { decodeUtf8 } from "./utf8.ts";
 // A text import, not a file read: the PEM is part of the module graph, so `deno compile` embeds
 // it, and neither the binaries nor `deno run` need a read permission or a working directory.
 import labDhParamsPem from "../dhparam4096.pem" with { type: "text" };
@@ -115,6 +119,24 @@ export function parseRequestTopic(topic: string): RequestTopic | undefined {
  */
 export function loadLabGroup(): DhGroup {
   return parseDhParamsPem(labDhParamsPem);
+}
+
+/**
+ * A peer's public key as it arrives in step 1 or 2: at most {@linkcode MAX_PUBLIC_KEY_PEM_BYTES}
+ * of UTF-8 PEM, checked against our group. Throws `DhKeyError` only, with a one-line reason.
+ */
+export function readPeerPublicKey(group: DhGroup, payload: Uint8Array): PeerPublicKey & {
+  pem: string;
+} {
+  if (payload.length > MAX_PUBLIC_KEY_PEM_BYTES) {
+    throw new DhKeyError(
+      `peer public key is malformed: ${payload.length} bytes is over the ` +
+        `${MAX_PUBLIC_KEY_PEM_BYTES}-byte limit`,
+    );
+  }
+  const pem = decodeUtf8(payload);
+  if (pem === undefined) throw new DhKeyError("peer public key is malformed: not UTF-8 text");
+  return { ...decodePeerPublicKey(group, pem), pem };
 }
 
 /**

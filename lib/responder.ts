@@ -19,7 +19,6 @@ import { applyAction, isResponderAction, type ResponderAction } from "./actions.
 import { signKeyExchange } from "./auth.ts";
 import { BrokerError, brokerLabel, type BrokerOptions, openMqtt, toBrokerError } from "./broker.ts";
 import {
-  decodePeerPublicKey,
   type DhGroup,
   DhPrecomputation,
   encodePublicKeyDer,
@@ -37,8 +36,8 @@ import {
   KEY_EXCHANGE,
   MAX_MESSAGE_BYTES,
   MAX_PAYLOAD_BYTES,
-  MAX_PUBLIC_KEY_PEM_BYTES,
   parseRequestTopic,
+  readPeerPublicKey,
   responseTopic,
   signatureTopic,
 } from "./protocol.ts";
@@ -418,19 +417,10 @@ export class Responder implements AsyncDisposable {
 
   #onKeyExchange(netid: string, payload: Uint8Array): void {
     const who = printable(netid);
-    if (payload.length > MAX_PUBLIC_KEY_PEM_BYTES) {
-      return this.#drop(
-        "key",
-        `key exchange for ${who} dropped: ${payload.length} bytes is over the ` +
-          `${MAX_PUBLIC_KEY_PEM_BYTES}-byte limit`,
-      );
-    }
     let pending: PendingKeyExchange;
     try {
       // Checked now (cheap: no exponentiation), so the queue holds only keys worth the work.
-      const pem = decodeUtf8(payload);
-      if (pem === undefined) throw new Error("not UTF-8 text");
-      pending = decodePeerPublicKey(this.#o.group, pem);
+      pending = readPeerPublicKey(this.#o.group, payload);
     } catch (error) {
       return this.#drop("key", `key exchange for ${who} dropped: ${oneLine(error)}`);
     }
