@@ -66,6 +66,7 @@ Deno.test({
           tap.counts.get("wave/uppercase/response") ?? 0
         } of 450 answered`,
       );
+      assert.ok(rss.samples.length > 0, "no memory sample of the responder was taken");
       assert.ok(rss.peak < bound, `peak RSS ${(rss.peak / MiB).toFixed(0)} MiB`);
       assert.ok(!responder.exited);
     } finally {
