@@ -6,6 +6,7 @@
  * @module
  */
 
+import { errorLine } from "./log.ts";
 import mqtt, { type IClientOptions, MqttClient } from "mqtt";
 import { createConnection, isIP } from "node:net";
 import { connect as connectTls } from "node:tls";
@@ -110,7 +111,7 @@ export function toBrokerError(error: unknown, broker: BrokerOptions): BrokerErro
   if (error instanceof BrokerError) return error;
   const where = brokerLabel(broker);
   const code = (error as { code?: unknown })?.code;
-  const detail = firstLine(error);
+  const detail = errorLine(error);
   const options = { cause: error };
   const tls = broker.transport === "mqtts" || broker.transport === "wss";
   if (typeof code === "number") {
@@ -171,11 +172,6 @@ export function toBrokerError(error: unknown, broker: BrokerOptions): BrokerErro
     return new BrokerError("tls", `TLS with ${where} failed: ${detail}`, true, options);
   }
   return new BrokerError("lost", `connection to ${where} failed: ${detail}`, false, options);
-}
-
-function firstLine(error: unknown): string {
-  const text = error instanceof Error ? error.message : String(error);
-  return text.split("\n")[0];
 }
 
 /** What a connection needs beyond the broker itself. */

@@ -17,6 +17,11 @@ export interface Logger {
   warn(message: string): void;
 }
 
+/** The first line of an error's message (or of the value thrown), for a one-line report. */
+export function errorLine(error: unknown): string {
+  return (error instanceof Error ? error.message : String(error)).split("\n")[0];
+}
+
 /** The logger of a caller that wants no lines. */
 export const silentLogger: Logger = { debug() {}, info() {}, warn() {} };
 

@@ -30,7 +30,7 @@ import { pemEncode } from "./crypto/pem.ts";
 import type { Identity } from "./identity.ts";
 import { InFlightBudget, type Ticket } from "./in_flight.ts";
 import { CoalescingQueue } from "./kx_queue.ts";
-import { LineBudget, type Logger, silentLogger } from "./log.ts";
+import { errorLine, LineBudget, type Logger, silentLogger } from "./log.ts";
 import {
   fernetFor,
   KEY_EXCHANGE,
@@ -649,6 +649,5 @@ function ms(value: number): string {
 }
 
 function oneLine(error: unknown): string {
-  const text = error instanceof Error ? error.message : String(error);
-  return printable(text.split("\n")[0], 200);
+  return printable(errorLine(error), 200);
 }

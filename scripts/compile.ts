@@ -13,6 +13,7 @@
 
 import { parseArguments, UsageError } from "../lib/cli/args.ts";
 import { printErr, printOut, runCommand } from "../lib/cli/command.ts";
+import { errorLine } from "../lib/log.ts";
 import denoJson from "../deno.json" with { type: "json" };
 
 /** The project root, wherever the script is run from (decoded: a path may hold a space). */
@@ -120,7 +121,7 @@ export function checkDenortBin(path: string, target: string): string {
     if (error instanceof Deno.errors.NotFound) {
       throw new BuildError(`${where}: no such file (give the path of an unzipped denort binary)`);
     }
-    throw new BuildError(`${where}: cannot read it: ${firstLine(error)}`, { cause: error });
+    throw new BuildError(`${where}: cannot read it: ${errorLine(error)}`, { cause: error });
   }
   if (!info.isFile) throw new BuildError(`${where} is not a file (give the denort binary itself)`);
   // A denort that lost its x bit was most likely copied in wrongly; Windows has no such bit.
@@ -168,10 +169,6 @@ export function explainCompileFailure(
   return `cannot download the Deno runtime for the binaries (denort-${context.target}.zip of ` +
     `Deno ${Deno.version.deno}): ${cause}; without internet, set DENORT_BIN to that denort, ` +
     "unzipped (see docs/binary.md)";
-}
-
-function firstLine(error: unknown): string {
-  return (error instanceof Error ? error.message : String(error)).split("\n")[0];
 }
 
 /** `deno compile`'s own report, minus any Rust backtrace (noise, and not ours to show). */

@@ -8,6 +8,7 @@
  */
 
 import type { BrokerOptions, Transport } from "../broker.ts";
+import { errorLine } from "../log.ts";
 import { decodeUtf8 } from "../utf8.ts";
 import { UsageError } from "./args.ts";
 
@@ -201,5 +202,5 @@ export function describeFsError(error: unknown): string {
   if (error instanceof Deno.errors.NotCapable) return "not allowed (grant --allow-read for it)";
   if (error instanceof Deno.errors.IsADirectory) return "is a directory";
   if (error instanceof TypeError) return "not UTF-8 text"; // Deno.readTextFile's refusal
-  return error instanceof Error ? error.message.split("\n")[0] : String(error);
+  return errorLine(error);
 }

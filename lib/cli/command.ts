@@ -7,7 +7,7 @@
  * @module
  */
 
-import { writeAllSync } from "../log.ts";
+import { errorLine, writeAllSync } from "../log.ts";
 import { UsageError } from "./args.ts";
 
 /** Exit status of a bad command line (as argparse uses). */
@@ -59,9 +59,7 @@ export async function runCommand(command: Command, args: string[]): Promise<numb
       printErr(`${command.name}: error: ${(error as Error).message}\n`);
       return EXIT_FAILURE;
     }
-    const detail = error instanceof Error
-      ? `${error.name}: ${error.message.split("\n")[0]}`
-      : String(error);
+    const detail = error instanceof Error ? `${error.name}: ${errorLine(error)}` : String(error);
     printErr(`${command.name}: internal error: ${detail}\n`);
     return EXIT_FAILURE;
   }

@@ -252,46 +252,10 @@ def main():
         )
     client.connect(args.host, args.port, keepalive=30)
     client.loop_start()
-    if args.trust:
-        try:
-            return run_trusted(args, params, client, inbox, subscribed, state, topics)
-        except Exception as e:
-            print("client.py: %s: %s" % (type(e).__name__, e), file=sys.stderr)
-            return 1
-        finally:
-            client.loop_stop()
-            client.disconnect()
-    deadline = time.monotonic() + args.timeout
-
-    def wait(topic):
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError("no message on %s" % topic)
-            got_topic, payload = inbox.get(timeout=left)
-            if got_topic == topic:
-                return payload
-
     try:
-        subscribed.get(timeout=args.timeout)
-        priv = params.generate_private_key()
-        ours = lab.public_pem(priv)
-        exchanges = 0
-        while True:
-            exchanges += 1
-            client.publish("%s/key-exchange/request" % args.netid, ours, qos=1)
-            fernet, shared = lab.fernet_from(priv, wait(kx_topic))
-            if not args.zero_lead or shared[0] == 0:
-                break
-            if exchanges >= args.max_exchanges:
-                raise RuntimeError("no zero-led shared secret in %d exchanges" % exchanges)
-            deadline = time.monotonic() + args.timeout
-        if args.zero_lead:
-            print("zero-lead after %d exchanges" % exchanges, file=sys.stderr)
-        client.publish("%s/%s/request" % (args.netid, args.action),
-                       fernet.encrypt(args.message.encode("utf-8")), qos=1)
-        print(fernet.decrypt(wait(answer_topic)).decode("utf-8"))
-        return 0
+        if args.trust:
+            return run_trusted(args, params, client, inbox, subscribed, state, topics)
+        return run_lab(args, params, client, inbox, subscribed, kx_topic, answer_topic)
     except Exception as e:
         print("client.py: %s: %s" % (type(e).__name__, e), file=sys.stderr)
         return 1
@@ -299,6 +263,38 @@ def main():
         client.loop_stop()
         client.disconnect()
 
+
+def run_lab(args, params, client, inbox, subscribed, kx_topic, answer_topic):
+    """The lab protocol: the first key exchange response after our request is the peer's."""
+    deadline = time.monotonic() + args.timeout
+
+    def wait(topic):
+        while True:
+            got = next_until(inbox, deadline)
+            if got is None:
+                raise TimeoutError("no message on %s" % topic)
+            if got[0] == topic:
+                return got[1]
+
+    subscribed.get(timeout=args.timeout)
+    priv = params.generate_private_key()
+    ours = lab.public_pem(priv)
+    exchanges = 0
+    while True:
+        exchanges += 1
+        client.publish("%s/key-exchange/request" % args.netid, ours, qos=1)
+        fernet, shared = lab.fernet_from(priv, wait(kx_topic))
+        if not args.zero_lead or shared[0] == 0:
+            break
+        if exchanges >= args.max_exchanges:
+            raise RuntimeError("no zero-led shared secret in %d exchanges" % exchanges)
+        deadline = time.monotonic() + args.timeout
+    if args.zero_lead:
+        print("zero-lead after %d exchanges" % exchanges, file=sys.stderr)
+    client.publish("%s/%s/request" % (args.netid, args.action),
+                   fernet.encrypt(args.message.encode("utf-8")), qos=1)
+    print(fernet.decrypt(wait(answer_topic)).decode("utf-8"))
+    return 0
 
 if __name__ == "__main__":
     sys.exit(main())
