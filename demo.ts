@@ -24,7 +24,7 @@ import { type Interceptor, startEmbeddedBroker } from "./demo/embedded_broker.ts
 import { manInTheMiddle } from "./demo/mitm.ts";
 
 const NAME = "demo";
-const USAGE = `usage: deno task demo [-h] [--mitm] [-a ACTION] [-n NETID] [message]`;
+const USAGE = `usage: deno task demo [--help] [--mitm] [-a ACTION] [-n NETID] [message]`;
 const HELP = `${USAGE}
 
 Runs the whole protocol in one process: an embedded MQTT broker (aedes) on a free loopback
@@ -34,7 +34,7 @@ positional arguments:
   message               the text to transform (default: "Hello, secure MQTT!")
 
 options:
-  -h, --help            show this help message and exit
+  --help                show this help message and exit
   --mitm                make the broker a man in the middle: first against the lab protocol,
                         then against a client that trusts the responder's identity
   -a, --action ACTION   one of: ${ACTIONS.join(", ")} (default: uppercase)
@@ -42,7 +42,7 @@ options:
 `;
 
 const OPTIONS = {
-  help: { type: "boolean", short: "h" },
+  help: { type: "boolean" },
   mitm: { type: "boolean" },
   action: { type: "string", short: "a" },
   netid: { type: "string", short: "n" },

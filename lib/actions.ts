@@ -6,29 +6,21 @@
  * @module
  */
 
-/** The lab's five actions: what the client offers, in the order its usage text lists them. */
-export const ACTIONS = ["uppercase", "lowercase", "reverse", "shuffle", "random"] as const;
+/** The lab's five actions, in the order its usage text lists them. */
+export const LAB_ACTIONS = ["uppercase", "lowercase", "title-case", "reverse", "shuffle"] as const;
+
+/**
+ * Every action the client offers and the responder answers: the lab's five, and `random` from
+ * the course's later labs.
+ */
+export const ACTIONS = [...LAB_ACTIONS, "random"] as const;
 
 /** One of {@linkcode ACTIONS}. */
 export type Action = typeof ACTIONS[number];
 
-/**
- * What the responder answers: the lab's five, and `title-case`, which earlier years' lab
- * clients send.
- */
-export const RESPONDER_ACTIONS = [...ACTIONS, "title-case"] as const;
-
-/** One of {@linkcode RESPONDER_ACTIONS}. */
-export type ResponderAction = typeof RESPONDER_ACTIONS[number];
-
-/** True when `value` is one of the client's {@linkcode ACTIONS}. */
+/** True when `value` is one of {@linkcode ACTIONS}. */
 export function isAction(value: string): value is Action {
   return (ACTIONS as readonly string[]).includes(value);
-}
-
-/** True when `value` is one of the {@linkcode RESPONDER_ACTIONS}. */
-export function isResponderAction(value: string): value is ResponderAction {
-  return (RESPONDER_ACTIONS as readonly string[]).includes(value);
 }
 
 /** A source of uniform integers in `[0, n)`; tests pass a seeded one. */
@@ -73,7 +65,7 @@ export const cryptoRandomInt: RandomInt = (n) => {
  * ```
  */
 export function applyAction(
-  action: ResponderAction,
+  action: Action,
   text: string,
   randomInt: RandomInt = cryptoRandomInt,
 ): string {

@@ -8,7 +8,7 @@
 
 import { errorLine } from "./log.ts";
 import mqtt, { type IClientOptions, MqttClient } from "mqtt";
-import { createConnection, isIP } from "node:net";
+import { createConnection, isIP, type Socket } from "node:net";
 import { connect as connectTls } from "node:tls";
 
 /** How MQTT travels: plain TCP, TLS, WebSocket, WebSocket over TLS. */
@@ -51,8 +51,11 @@ export function brokerLabel(broker: BrokerOptions): string {
     : address;
 }
 
-/** What kind of failure a {@linkcode BrokerError} is. */
-export type BrokerErrorKind = "unreachable" | "tls" | "refused" | "lost";
+/**
+ * What kind of failure a {@linkcode BrokerError} is; `not-mqtt` is a server that answered,
+ * but not with a CONNACK (an HTTP or TLS server on that port, say).
+ */
+export type BrokerErrorKind = "unreachable" | "tls" | "refused" | "lost" | "not-mqtt";
 
 /**
  * A connection failure, as one line fit for stderr. `permanent` failures (a certificate we do
@@ -90,6 +93,11 @@ const CONNACK_REASONS: Record<number, string> = {
   159: "connection rate exceeded",
 };
 const TRANSIENT_CONNACK_CODES = new Set([3, 136, 137, 151, 159]);
+// "Bad user name or password" and "not authorized", in both versions.
+const CREDENTIAL_CONNACK_CODES = new Set([4, 5, 134, 135]);
+
+/** The `code` of the error {@linkcode openMqtt} reports for a server that is not a broker. */
+export const NOT_MQTT = "ERR_NOT_MQTT";
 
 const UNTRUSTED_CERTIFICATE_CODES = new Set([
   "SELF_SIGNED_CERT_IN_CHAIN",
@@ -113,13 +121,17 @@ export function toBrokerError(error: unknown, broker: BrokerOptions): BrokerErro
   const code = (error as { code?: unknown })?.code;
   const detail = errorLine(error);
   const options = { cause: error };
-  const tls = broker.transport === "mqtts" || broker.transport === "wss";
   if (typeof code === "number") {
-    const reason = CONNACK_REASONS[code] ?? `reason code ${code}`;
+    const reason =
+      (CREDENTIAL_CONNACK_CODES.has(code) ? credentialHint(code, broker) : undefined) ??
+        CONNACK_REASONS[code] ?? `reason code ${code}`;
     const message = `broker ${where} refused the connection: ${reason}`;
     return new BrokerError("refused", message, !TRANSIENT_CONNACK_CODES.has(code), options);
   }
+  const crossed = crossedTransportHint(broker);
   switch (code) {
+    case NOT_MQTT:
+      return new BrokerError("not-mqtt", `${where} ${detail}`, false, options);
     case "ECONNREFUSED":
       return new BrokerError(
         "unreachable",
@@ -147,8 +159,7 @@ export function toBrokerError(error: unknown, broker: BrokerOptions): BrokerErro
       );
     case "ECONNRESET":
     case "EPIPE": {
-      const hint = tls ? " (is it a TLS port?)" : " (a TLS port? then add --tls)";
-      const message = `connection to ${where} was closed before the broker answered${hint}`;
+      const message = `connection to ${where} was closed before the broker answered${crossed}`;
       return new BrokerError("lost", message, false, options);
     }
     case "ERR_TLS_CERT_ALTNAME_INVALID":
@@ -172,6 +183,39 @@ export function toBrokerError(error: unknown, broker: BrokerOptions): BrokerErro
     return new BrokerError("tls", `TLS with ${where} failed: ${detail}`, true, options);
   }
   return new BrokerError("lost", `connection to ${where} failed: ${detail}`, false, options);
+}
+
+/**
+ * For a connection the server closed before any CONNACK: which way round the transports are
+ * likely crossed, as a hint to append.
+ */
+export function crossedTransportHint(broker: BrokerOptions): string {
+  switch (broker.transport) {
+    case "mqtt":
+      return " (a TLS port? then add --tls)";
+    case "mqtts":
+      return " (a plain MQTT port? then drop --tls and --cafile)";
+    case "ws":
+    case "wss":
+      return " (an MQTT-over-WebSocket port and path? a plain MQTT port takes mqtt://HOST:PORT)";
+  }
+}
+
+/**
+ * A refusal of our credentials, worded for what we sent: nothing, a user name alone (the
+ * password variable unset, the likeliest slip), or both.
+ */
+function credentialHint(code: number, broker: BrokerOptions): string | undefined {
+  const what = CONNACK_REASONS[code].replace(/ \(check .*\)$/, "");
+  if (broker.username === undefined) {
+    return `${what} (does the broker want a user name? --username, and the password in ` +
+      "MQTT_PASSWORD)";
+  }
+  if (broker.password === undefined) {
+    return `${what} for '${broker.username}': MQTT_PASSWORD is not set (export it with the ` +
+      "password)";
+  }
+  return undefined;
 }
 
 /** What a connection needs beyond the broker itself. */
@@ -222,11 +266,15 @@ export function openMqtt(broker: BrokerOptions, options: ConnectOptions): MqttCl
   const { host, port } = broker;
   let client: MqttClient;
   if (broker.transport === "mqtt") {
-    client = new MqttClient(() => createConnection({ host, port }), opts);
+    client = new MqttClient((c) => expectConnack(c, createConnection({ host, port })), opts);
   } else if (broker.transport === "mqtts") {
     const servername = isIP(host) === 0 ? host : undefined;
     client = new MqttClient(
-      () => connectTls({ host, port, ca: broker.ca, servername, rejectUnauthorized: true }),
+      (c) =>
+        expectConnack(
+          c,
+          connectTls({ host, port, ca: broker.ca, servername, rejectUnauthorized: true }),
+        ),
       opts,
     );
   } else {
@@ -240,6 +288,35 @@ export function openMqtt(broker: BrokerOptions, options: ConnectOptions): MqttCl
   noDelay(client);
   client.on("connect", () => noDelay(client));
   return client;
+}
+
+/**
+ * A broker's first packet is its CONNACK (MQTT 3.1.1 §3.2; in MQTT 5 an AUTH may come first,
+ * but only for an authentication method, which we never ask for), so a first byte other than
+ * 0x20 is some other server. This sees the bytes before MQTT.js's parser does (its listener is
+ * added after the stream is built), and reports them as {@linkcode NOT_MQTT} instead of the
+ * parser's complaint about them.
+ */
+function expectConnack<S extends Socket>(client: MqttClient, socket: S): S {
+  socket.once("data", (chunk: Uint8Array) => {
+    if (chunk[0] === 0x20) return;
+    const error = new Error(`answered, but not as an MQTT broker${likelyServer(chunk)}`);
+    client.emit("error", Object.assign(error, { code: NOT_MQTT }));
+    socket.destroy();
+  });
+  return socket;
+}
+
+/** What kind of server sent `bytes` first, as a hint to append, or "". */
+function likelyServer(bytes: Uint8Array): string {
+  const start = new TextDecoder().decode(bytes.subarray(0, 8));
+  if (start.startsWith("HTTP/")) return " (an HTTP server? check the host and port)";
+  if (start.startsWith("SSH-")) return " (an SSH server? check the host and port)";
+  // A TLS record (alert or handshake) of version 3.x: a TLS port spoken to in plain text.
+  if ((bytes[0] === 0x15 || bytes[0] === 0x16) && bytes[1] === 0x03) {
+    return " (a TLS port? then add --tls)";
+  }
+  return " (check the host and port)";
 }
 
 function noDelay(client: MqttClient): void {
@@ -262,7 +339,8 @@ export function connected(client: MqttClient, broker: BrokerOptions): Promise<vo
     const onError = (error: Error) => (done(), reject(toBrokerError(error, broker)));
     const onClose = () => {
       done();
-      const message = `connection to ${brokerLabel(broker)} closed before the broker answered`;
+      const message = `connection to ${brokerLabel(broker)} closed before the broker ` +
+        `answered${crossedTransportHint(broker)}`;
       reject(new BrokerError("lost", message, false));
     };
     client.on("connect", onConnect);

@@ -43,6 +43,8 @@ export interface ClientOptions {
   netid: string;
   action: string;
   message: string;
+  /** The MQTT client ID; default the netid, as the lab requires (brokers' ACLs rely on it). */
+  clientId?: string;
   /** The deadline of the whole session, from connect to verified answer. */
   timeoutMs: number;
   /** Cancels the session; the promise then rejects with the signal's reason. */
@@ -125,6 +127,7 @@ class Session {
   readonly #inbox: Inbox;
   readonly #ackHold = new AckHold();
   readonly #mqtt: MqttClient;
+  readonly #clientId: string;
   #lost: Promise<never>;
   #connected = false;
 
@@ -154,9 +157,9 @@ class Session {
     };
     this.#inbox = new Inbox(Object.values(this.#topics));
 
+    this.#clientId = options.clientId ?? netid;
     this.#mqtt = openMqtt(options.broker, {
-      // The netid and a random suffix: two runs with one netid never kick each other off.
-      clientId: `${netid}-${crypto.getRandomValues(new Uint8Array(6)).toHex()}`,
+      clientId: this.#clientId,
       // Our own deadline ends a silent connect; MQTT.js's must not fire first.
       connectTimeoutMs: options.timeoutMs + 1000,
       writeCache: false,
@@ -168,9 +171,17 @@ class Session {
 
   async run(): Promise<string> {
     const { netid, action, group } = this.#o;
+    // Whether the server took the connection, to tell a silent server from an unreachable one.
+    let reached = false;
+    const stream = this.#mqtt.stream;
+    for (const event of ["connect", "secureConnect"]) stream.once(event, () => reached = true);
     await this.#within(
       connected(this.#mqtt, this.#o.broker),
-      () => `no answer from the broker at ${this.#where} within ${this.#seconds()}`,
+      () =>
+        reached
+          ? `${this.#where} took the connection but sent no MQTT answer (CONNACK) within ` +
+            `${this.#seconds()} (is it an MQTT broker's port?)`
+          : `no answer from the broker at ${this.#where} within ${this.#seconds()}`,
     );
     this.#connected = true;
     this.#debug(`connected to ${this.#where}`);
@@ -333,10 +344,20 @@ class Session {
       this.#mqtt.on("error", (error) => problem ??= error);
       this.#mqtt.on("close", () => {
         if (!this.#connected) return; // connected() reports a failed connect
-        const reason = problem === undefined
-          ? ""
-          : `: ${toBrokerError(problem, this.#o.broker).message}`;
-        reject(new ClientError(`connection to ${this.#where} lost${reason}`));
+        if (problem !== undefined) {
+          const reason = toBrokerError(problem, this.#o.broker).message;
+          return reject(new ClientError(`connection to ${this.#where} lost: ${reason}`));
+        }
+        // MQTT 3.1.1 gives a closed connection no reason. A broker that takes a new connection
+        // with our client ID closes ours this way (§3.1.4), and that, the same netid run twice
+        // at once, is the likeliest cause while the broker itself stays up.
+        reject(
+          new ClientError(
+            `the broker at ${this.#where} closed the connection: most likely another client ` +
+              `connected with the client ID '${this.#clientId}' (the same NetID run twice at ` +
+              "once? -i gives this run another client ID), or the broker stopped",
+          ),
+        );
       });
     });
     lost.catch(() => {});

@@ -15,7 +15,7 @@
  */
 
 import type { IPublishPacket, MqttClient } from "mqtt";
-import { applyAction, isResponderAction, type ResponderAction } from "./actions.ts";
+import { type Action, applyAction, isAction } from "./actions.ts";
 import { signKeyExchange } from "./auth.ts";
 import { BrokerError, brokerLabel, type BrokerOptions, openMqtt, toBrokerError } from "./broker.ts";
 import {
@@ -409,7 +409,7 @@ export class Responder implements AsyncDisposable {
       return this.#drop("topic", `ignored a message on ${where}: not a request`);
     }
     if (request.kind === "key-exchange") return this.#onKeyExchange(request.netid, payload);
-    if (!isResponderAction(request.action)) {
+    if (!isAction(request.action)) {
       return this.#drop("action", `ignored a request on ${where}: unknown action`);
     }
     this.#onAction(request.netid, request.action, payload);
@@ -487,7 +487,7 @@ export class Responder implements AsyncDisposable {
     );
   }
 
-  #onAction(netid: string, action: ResponderAction, payload: Uint8Array): void {
+  #onAction(netid: string, action: Action, payload: Uint8Array): void {
     const who = printable(netid);
     const size = payload.length;
     if (size > MAX_PAYLOAD_BYTES) {
@@ -525,7 +525,7 @@ export class Responder implements AsyncDisposable {
   async #answer(
     netid: string,
     who: string,
-    action: ResponderAction,
+    action: Action,
     session: Session,
     token: Uint8Array,
     ticket: Ticket,

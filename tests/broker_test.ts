@@ -11,12 +11,15 @@ import {
   brokerLabel,
   type BrokerOptions,
   connected,
+  NOT_MQTT,
   openMqtt,
   toBrokerError,
 } from "../lib/broker.ts";
 import { freePort, mosquittoSkipReason, startMosquitto } from "../support/mosquitto.ts";
 import { makeTlsFixture, opensslSkipReason } from "../support/tls.ts";
 import type { MqttClient } from "mqtt";
+import { createServer as createHttpServer } from "node:http";
+import type { AddressInfo } from "node:net";
 
 const TCP: BrokerOptions = { transport: "mqtt", host: "broker.lab", port: 1884 };
 const TLS: BrokerOptions = { transport: "mqtts", host: "broker.lab", port: 8883 };
@@ -82,7 +85,9 @@ Deno.test("toBrokerError: a connection closed before the broker answered hints a
     assert.deepEqual([plain.kind, plain.permanent], ["lost", false]);
     assert.match(plain.message, /^connection to broker\.lab:1884 was closed .*then add --tls\)$/);
     const tls = toBrokerError(coded(code), TLS);
-    assert.match(tls.message, /\(is it a TLS port\?\)$/);
+    assert.match(tls.message, /\(a plain MQTT port\? then drop --tls and --cafile\)$/);
+    const ws = toBrokerError(coded(code), { transport: "ws", host: "h", port: 80, path: "/" });
+    assert.match(ws.message, /\(an MQTT-over-WebSocket port and path\? .* mqtt:\/\/HOST:PORT\)$/);
   }
 });
 
@@ -118,10 +123,49 @@ Deno.test("toBrokerError: TLS failures are permanent", () => {
   }
 });
 
+Deno.test("toBrokerError: refused credentials are worded for what was sent", () => {
+  const cases: [Partial<BrokerOptions>, RegExp][] = [
+    [
+      { username: "alice", password: "pw" },
+      /: not authorized \(check --username and MQTT_PASSWORD\)$/,
+    ],
+    [{ username: "alice" }, /: not authorized for 'alice': MQTT_PASSWORD is not set \(export it/],
+    [
+      {},
+      /: not authorized \(does the broker want a user name\? --username, and the password in MQTT_PASSWORD\)$/,
+    ],
+  ];
+  for (const [credentials, reason] of cases) {
+    for (const code of [5, 135]) {
+      const e = toBrokerError(coded(code), { ...TCP, ...credentials });
+      assert.deepEqual([e.kind, e.permanent], ["refused", true]);
+      assert.match(e.message, reason);
+      assert.ok(!e.message.includes("pw"), "never the password");
+    }
+  }
+  const bad = toBrokerError(coded(4), { ...TCP, username: "alice" });
+  assert.match(bad.message, /: bad user name or password for 'alice': MQTT_PASSWORD is not set/);
+});
+
+Deno.test("toBrokerError: a server that is no MQTT broker is named as such", () => {
+  const e = toBrokerError(
+    coded(
+      NOT_MQTT,
+      "answered, but not as an MQTT broker (an HTTP server? check the host and port)",
+    ),
+    TCP,
+  );
+  assert.equal(e.kind, "not-mqtt");
+  assert.equal(
+    e.message,
+    "broker.lab:1884 answered, but not as an MQTT broker (an HTTP server? check the host and port)",
+  );
+});
+
 Deno.test("toBrokerError: CONNACK refusals, permanent or worth another try", () => {
   const permanent: [number, RegExp][] = [
-    [4, /bad user name or password \(check --username and MQTT_PASSWORD\)$/],
-    [5, /not authorized \(check --username and MQTT_PASSWORD\)$/],
+    [4, /bad user name or password \(does the broker want a user name\?/],
+    [5, /not authorized \(does the broker want a user name\?/],
     [134, /bad user name or password/],
     [135, /not authorized/],
     [1, /unsupported protocol version$/],
@@ -209,6 +253,41 @@ Deno.test({
 });
 
 Deno.test({
+  name: "openMqtt + connected: the transports crossed, each way, get the hint that uncrosses them",
+  ignore: needsBroker,
+  async fn() {
+    await using broker = await startMosquitto();
+    const where = { host: broker.host, port: broker.port };
+    const tls = await connect({ transport: "mqtts", ...where });
+    assert.ok(tls);
+    assert.match(tls.message, /\(a plain MQTT port\? then drop --tls and --cafile\)$/);
+    const ws = await connect({ transport: "ws", ...where, path: "/mqtt" });
+    assert.ok(ws);
+    assert.match(ws.message, /a plain MQTT port takes mqtt:\/\/HOST:PORT\)$/);
+  },
+});
+
+Deno.test("openMqtt + connected: an HTTP server on the port is named as no MQTT broker", async () => {
+  // node:http answers the CONNECT packet, which is no HTTP request, with a 400 at once.
+  const server = createHttpServer((_request, response) => response.end("hello"));
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  try {
+    const { port } = server.address() as AddressInfo;
+    const notMqtt = await connect({ transport: "mqtt", host: "127.0.0.1", port });
+    assert.ok(notMqtt);
+    assert.deepEqual([notMqtt.kind, notMqtt.permanent], ["not-mqtt", false]);
+    assert.equal(
+      notMqtt.message,
+      `127.0.0.1:${port} answered, but not as an MQTT broker (an HTTP server? check the host ` +
+        "and port)",
+    );
+  } finally {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  }
+});
+
+Deno.test({
   name: "openMqtt + connected: TLS with the right CA, without TLS, and with the wrong CA",
   ignore: needsTls,
   async fn() {
@@ -279,6 +358,9 @@ Deno.test({
           ),
         );
         assert.ok(!refused.message.includes(PASSWORD));
+        if (credentials.username === USER && !("password" in credentials)) {
+          assert.match(refused.message, /MQTT_PASSWORD is not set/);
+        }
       }
     } finally {
       await Deno.remove(dir, { recursive: true });

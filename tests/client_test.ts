@@ -10,7 +10,7 @@
  */
 
 import assert from "node:assert/strict";
-import { ROOT, runPeer, type RunResult, runTask } from "../support/processes.ts";
+import { ROOT, runPeer, type RunResult, runTask, spawnTask } from "../support/processes.ts";
 import {
   type Broker,
   freePort,
@@ -266,7 +266,61 @@ Deno.test({
 });
 
 Deno.test({
-  name: "a broker that goes away mid-session: exit 1 at once, naming the lost connection",
+  name: "the NetID is the client ID (-i another); every SUBSCRIBE and PUBLISH is QoS 1",
+  ignore,
+  async fn() {
+    await using broker = await startMosquitto();
+    await using _responder = await startPythonResponder(broker);
+    assertAnswer(await client(broker, ["le0nh4rt", "title-case", "hello wORLD"]), "Hello World");
+    assertAnswer(await client(broker, ["-i", "lab-pc-7", "le0nh4rt", "reverse", "hi"]), "ih");
+    const log = broker.log();
+    // "New client connected from 127.0.0.1:PORT as ID (p2, c1, k60)."
+    const ids = [...log.matchAll(/New client connected from \S+ as (\S+) \(/g)].map((m) => m[1]);
+    assert.ok(ids.includes("le0nh4rt"), ids.join(", "));
+    assert.ok(ids.includes("lab-pc-7"), ids.join(", "));
+    assert.ok(!ids.some((id) => id.startsWith("le0nh4rt-")), "no suffix on the NetID");
+    for (const id of ["le0nh4rt", "lab-pc-7"]) {
+      // "Received PUBLISH from ID (d0, q1, r0, m1, 'TOPIC', ... (N bytes))"
+      const publishes = [
+        ...log.matchAll(new RegExp(`Received PUBLISH from ${id} \\((.*?), '`, "g")),
+      ];
+      assert.equal(publishes.length, 2, `key exchange and request from ${id}`);
+      for (const [, flags] of publishes) assert.match(flags, /^d0, q1, r0, m\d+$/, id);
+      // "Received SUBSCRIBE from ID", then a "\tTOPIC (QoS N)" line per filter, then SUBACK.
+      const subscribe = new RegExp(`Received SUBSCRIBE from ${id}\\n([\\s\\S]*?)Sending SUBACK`);
+      const filters = (subscribe.exec(log)?.[1] ?? "").split("\n").filter((l) => l.includes("\t"));
+      assert.equal(filters.length, 2, `both response topics in one SUBSCRIBE from ${id}`);
+      for (const filter of filters) assert.match(filter, /\(QoS 1\)$/, filter);
+    }
+  },
+});
+
+Deno.test({
+  name: "a second run with the same NetID takes the connection over: the first ends at once",
+  ignore,
+  async fn() {
+    await using broker = await startMosquitto();
+    await using _responder = await startPythonResponder(broker, "silent-key");
+    const args = ["--host", broker.host, "-p", String(broker.port), "-v"];
+    await using first = spawnTask("client", [...args, "--timeout", AN_HOUR, "dup", "reverse", "1"]);
+    await first.waitForLine(/key exchange request sent/);
+    const second = await client(broker, ["--timeout", "1", "dup", "reverse", "2"]);
+    assertOneErrorLine(second, /no key exchange response/);
+    assert.equal((await first.status).code, 1);
+    assert.equal(first.stdoutText(), "");
+    assert.match(
+      first.lines("stderr").at(-1)!,
+      new RegExp(
+        `^secure_mqtt_client: error: the broker at 127\\.0\\.0\\.1:${broker.port} closed the ` +
+          "connection: most likely another client connected with the client ID 'dup' \\(the same " +
+          "NetID run twice at once\\? -i gives this run another client ID\\)",
+      ),
+    );
+  },
+});
+
+Deno.test({
+  name: "a broker that goes away mid-session: exit 1 at once, saying it closed the connection",
   ignore,
   async fn() {
     await using broker = await startMosquitto();
@@ -274,7 +328,12 @@ Deno.test({
     const run = client(broker, ["--timeout", AN_HOUR, "lost", "uppercase", "x"]);
     await responder.waitForLine(/^key exchange for lost$/, { stream: "stdout" });
     await broker.stop();
-    assertOneErrorLine(await run, new RegExp(`connection to 127\\.0\\.0\\.1:${broker.port} lost`));
+    assertOneErrorLine(
+      await run,
+      new RegExp(
+        `the broker at 127\\.0\\.0\\.1:${broker.port} closed the connection: .*broker stopped$`,
+      ),
+    );
   },
 });
 

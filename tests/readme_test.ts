@@ -8,6 +8,7 @@
  */
 
 import assert from "node:assert/strict";
+import { CLIENT_USAGE } from "../lib/cli/client_args.ts";
 import { IN_CI } from "../support/environment.ts";
 import { MOSQUITTO_PATH, mosquittoSkipReason } from "../support/mosquitto.ts";
 import { type Peer, ROOT, runPeer, spawnPeer, taskCommand } from "../support/processes.ts";
@@ -92,6 +93,12 @@ Deno.test({
   },
 });
 
+Deno.test("README usage block: exactly what the client's usage says", () => {
+  const block = /^## Usage\n\n```\n([\s\S]*?)\n```$/m.exec(readme);
+  assert.ok(block, "the README has a usage block under ## Usage");
+  assert.equal(block[1], CLIENT_USAGE);
+});
+
 const port1884 = portIsFree(1884);
 
 Deno.test({
@@ -106,13 +113,13 @@ Deno.test({
     await using services = new AsyncDisposableStack();
     try {
       // The quick start: services in the background, each awaited the way its comment says.
-      for (const line of blockStartingWith("mosquitto -p 1884 &")) {
+      for (const line of blockStartingWith("/usr/sbin/mosquitto -p 1884")) {
         const { command, background, expected } = parse(line);
         if (background) {
           const service: Peer = services.use(spawnPeer("bash", ["-c", `exec ${command}`], { env }));
-          if (command.startsWith("mosquitto")) {
-            await service.waitForLine(/mosquitto version .* running/);
-          } else {
+          // The broker's log goes to /dev/null, as the README has it; the responder retries
+          // until the broker listens, and says when it is subscribed.
+          if (!command.includes("mosquitto")) {
             await service.waitForLine(/subscribed to \+\/\+\/request/);
           }
           continue;

@@ -75,3 +75,42 @@ function describeProblem(
   }
   return "invalid arguments";
 }
+
+/**
+ * A usage line as argparse wraps it: `usage: NAME`, the options and the positionals; when
+ * that is wider than `width`, the options wrap, indented under the first, and the positionals
+ * get a line of their own.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { formatUsage } from "./args.ts";
+ * assert.equal(formatUsage("tool", ["[--help]", "[-v]"], "NAME"), "usage: tool [--help] [-v] NAME");
+ * assert.equal(
+ *   formatUsage("tool", ["[--help]", "[-v]"], "NAME", 25),
+ *   "usage: tool [--help] [-v]\n            NAME",
+ * );
+ * ```
+ */
+export function formatUsage(
+  name: string,
+  options: readonly string[],
+  positionals = "",
+  width = 80,
+): string {
+  const head = `usage: ${name}`;
+  const oneLine = [head, ...options, positionals].filter((part) => part !== "").join(" ");
+  if (oneLine.length <= width) return oneLine;
+  const indent = " ".repeat(head.length + 1);
+  const lines = [head];
+  for (const option of options) {
+    const last = lines.length - 1;
+    if (lines[last].length + 1 + option.length <= width || lines[last] === head) {
+      lines[last] += ` ${option}`;
+    } else {
+      lines.push(indent + option);
+    }
+  }
+  if (positionals !== "") lines.push(indent + positionals);
+  return lines.join("\n");
+}

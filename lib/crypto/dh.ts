@@ -74,9 +74,9 @@ export class DhParamsError extends Error {
  * security strength in bits (NIST SP 800-56A r3 §5.6.1.1, RFC 7919 §5.2); a 4096-bit group
  * gives about 150 bits (SP 800-56A r3 App. D: 152), and RFC 7919 App. A asks 325 bits of a
  * 4096-bit group's exponent (OpenSSL uses 325 for its 4096-bit named groups). 384 is that
- * rounded up to whole 64-bit BigInt digits (383 of them random: the top bit is forced). Cost
- * grows linearly with it; beyond twice the strength the group, not the exponent, limits
- * security.
+ * rounded up to whole 64-bit BigInt digits (382 of them random: the top bit is forced, and for
+ * the lab's group the low bit is cleared, see generateKeyPair). Cost grows linearly with it;
+ * beyond twice the strength the group, not the exponent, limits security.
  */
 export const PRIVATE_KEY_BITS = 384;
 
@@ -184,7 +184,11 @@ function randomBits(bits: number): bigint {
 
 /**
  * Generates a key pair: x uniform among `bits`-bit numbers (top bit set, so the size is exact)
- * below p-1, from crypto.getRandomValues, and y = g^x mod p.
+ * below p-1, from crypto.getRandomValues, and y = g^x mod p. Where g = 2 is a quadratic
+ * non-residue (p ≡ 3 mod 8, as the lab's p is), x is even, as OpenSSL draws it: with an odd x,
+ * y is a non-residue too, and its Legendre symbol (one modexp for anyone) would give away x's
+ * low bit, and a peer that checks y^q ≡ 1 (mod p) would refuse it. An even x puts y in the
+ * subgroup of prime order q = (p-1)/2.
  *
  * @param bits exponent size, from 320 up to the bit length of p; PRIVATE_KEY_BITS by default.
  * @param options `precomputation` for a long-running caller.
@@ -199,12 +203,15 @@ export function generateKeyPair(
       `DH private key size must be ${MIN_PRIVATE_KEY_BITS}..${bitLength(group.p)} bits`,
     );
   }
+  // Bit 0 of x is not secret for such a group anyway (the Legendre symbol of y tells it).
+  const clearLowBit = group.g === 2n && group.p % 8n === 3n;
   for (;;) {
-    const x = randomBits(bits) | (1n << BigInt(bits - 1));
+    let x = randomBits(bits) | (1n << BigInt(bits - 1));
+    if (clearLowBit) x &= ~1n;
     // Only a full-size exponent can reach p-1; redrawing keeps x uniform on what remains.
     if (x > group.p - 2n) continue;
     const y = power(group, group.g, x, options);
-    // Unreachable for a safe prime and x < (p-1)/2, but the peer would refuse such a y.
+    // Unreachable for a safe prime and 0 < x < (p-1)/2, but the peer would refuse such a y.
     if (y < 2n || y > group.p - 2n) continue;
     return { privateKey: x, publicKey: y };
   }

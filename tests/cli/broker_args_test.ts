@@ -64,7 +64,7 @@ Deno.test("brokerFromArgs: defaults, --host, --port, --tls, IPv6", () => {
     assert.equal(brokerFromArgs({ host: "[::1]" }).host, "::1");
   });
   for (const host of ["", "a b", "a/b", "\t"]) {
-    usageError(() => brokerFromArgs({ host }), /^argument --host: invalid host/);
+    usageError(() => brokerFromArgs({ host }), /^argument -h\/--host: invalid host/);
   }
   usageError(() => brokerFromArgs({ port: "0" }), /^argument -p\/--port: invalid port '0'/);
 });
@@ -96,8 +96,8 @@ Deno.test("brokerFromArgs: --url forms and their default ports", () => {
 
 Deno.test("brokerFromArgs: --url refusals", () => {
   const cases: [object, RegExp][] = [
-    [{ url: "mqtt://h", host: "h" }, /not allowed with --host/],
-    [{ url: "mqtt://h", port: "1884" }, /not allowed with --port/],
+    [{ url: "mqtt://h", host: "h" }, /not allowed with -h\/--host/],
+    [{ url: "mqtt://h", port: "1884" }, /not allowed with -p\/--port/],
     [{ url: "mqtts://h", tls: true }, /not allowed with --tls/],
     [{ url: "mqtt://h", tls: false }, /not allowed with --tls/],
     [{ url: "http://h" }, /unsupported scheme 'http:' \(use mqtt, mqtts, ws or wss\)/],

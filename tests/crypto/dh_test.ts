@@ -97,6 +97,22 @@ Deno.test("generateKeyPair: exact exponent size, below p-1, y = g^x", () => {
   }
 });
 
+Deno.test("our exponents are even, so our public keys lie in the subgroup of order q", () => {
+  // p ≡ 3 (mod 8): g = 2 is a non-residue, and an odd x would make y one too.
+  assert.equal(p % 8n, 3n);
+  assert.equal(modPow(g, q, p), p - 1n);
+  const precomputation = new DhPrecomputation(group);
+  for (let i = 0; i < 16; i++) {
+    const pair = generateKeyPair(group, PRIVATE_KEY_BITS, i % 2 ? { precomputation } : {});
+    assert.equal(pair.privateKey & 1n, 0n, "x is even");
+    assert.equal(modPow(pair.publicKey, q, p), 1n, "y^q = 1 (mod p)");
+  }
+  // A group where g is a residue has no such bit to hide: x keeps its full randomness there.
+  const residue = { ...group, g: 4n };
+  const odd = Array.from({ length: 32 }, () => generateKeyPair(residue).privateKey & 1n);
+  assert.ok(odd.includes(1n), "some odd exponents for g = 4");
+});
+
 Deno.test("with a precomputation: the same keys and secrets, through the warm paths", () => {
   const precomputation = new DhPrecomputation(group);
   const peer = generateKeyPair(group);
@@ -321,6 +337,32 @@ print(json.dumps({
   assert.equal(decodePublicKeyPem(group, x942Label), theirY);
   assert.equal(parsePublicKeyInfo(pemDecodeDer(out.x942)).algorithm, OID_DH_PUBLIC_NUMBER);
   assert.equal(computeSharedSecret(group, ours.privateKey, theirY).toHex(), out.z);
+});
+
+pycaTest("pyca takes our public keys and finds them in the subgroup, as its own", async () => {
+  const ours = Array.from({ length: 8 }, () => generateKeyPair(group));
+  const out = await pyca(
+    `
+q = (pn.p - 1) // 2
+theirs = [params.generate_private_key() for _ in range(4)]
+print(json.dumps({
+    "ours_in_subgroup": [pow(load_pem_public_key(k.encode()).public_numbers().y, q, pn.p) == 1
+                         for k in inp["ours"]],
+    "theirs_in_subgroup": [pow(t.public_key().public_numbers().y, q, pn.p) == 1 for t in theirs],
+    "z": [theirs[0].exchange(load_pem_public_key(k.encode())).hex() for k in inp["ours"]],
+    "pem": pem_of(theirs[0].public_key()),
+}))
+`,
+    { ours: ours.map((pair) => encodePublicKeyPem(group, pair.publicKey)) },
+  );
+  assert.deepEqual(out.ours_in_subgroup, ours.map(() => true));
+  // OpenSSL draws its exponents the same way for this group: ours look like pyca's.
+  assert.deepEqual(out.theirs_in_subgroup, [true, true, true, true]);
+  const theirY = decodePublicKeyPem(group, out.pem);
+  assert.deepEqual(
+    out.z,
+    ours.map((pair) => computeSharedSecret(group, pair.privateKey, theirY).toHex()),
+  );
 });
 
 function pemDecodeDer(pem: string): Uint8Array {

@@ -79,6 +79,8 @@ def transform(action, text):
         return text.upper()
     if action == "lowercase":
         return text.lower()
+    if action == "title-case":
+        return text.title()
     if action == "reverse":
         return text[::-1]
     if action == "shuffle":
