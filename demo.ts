@@ -10,16 +10,18 @@
  * @module
  */
 
-import { type Action, ACTIONS, isAction } from "./lib/actions.ts";
-import { parseArguments, UsageError } from "./lib/cli/args.ts";
-import { printOut, runCommand } from "./lib/cli/command.ts";
-import type { BrokerOptions } from "./lib/broker.ts";
-import { ClientError, requestTransform, UnauthenticatedError } from "./lib/client.ts";
+import { type Action, ACTIONS, isAction } from "./lib/protocol/actions.ts";
+import { parseArguments, UsageError } from "./cli/args.ts";
+import { printOut, runCommand } from "./cli/command.ts";
+import type { BrokerOptions } from "./lib/mqtt.ts";
+import { ClientError, requestTransform, UnauthenticatedError } from "./lib/client/session.ts";
 import type { DhGroup } from "./lib/crypto/dh.ts";
-import { Identity } from "./lib/identity.ts";
+import { Identity } from "./lib/auth/identity.ts";
 import type { Logger } from "./lib/log.ts";
-import { loadLabGroup, MAX_MESSAGE_BYTES, topicLevelProblem } from "./lib/protocol.ts";
-import { Responder, ResponderError } from "./lib/responder.ts";
+import { loadLabGroup } from "./lib/protocol/key_agreement.ts";
+import { MAX_MESSAGE_BYTES } from "./lib/protocol/limits.ts";
+import { topicLevelProblem } from "./lib/protocol/topics.ts";
+import { Responder, ResponderError } from "./lib/responder/responder.ts";
 import { type Interceptor, startEmbeddedBroker } from "./demo/embedded_broker.ts";
 import { manInTheMiddle } from "./demo/mitm.ts";
 

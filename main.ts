@@ -13,11 +13,11 @@ import {
   FROM_STDIN,
   parseClientArgs,
   readMessage,
-} from "./lib/cli/client_args.ts";
-import { printOut, runCommand } from "./lib/cli/command.ts";
-import { ClientError, requestTransform } from "./lib/client.ts";
-import { stderrLogger } from "./lib/log.ts";
-import { loadLabGroup } from "./lib/protocol.ts";
+} from "./cli/client_options.ts";
+import { printOut, runCommand } from "./cli/command.ts";
+import { ClientError, requestTransform } from "./lib/client/session.ts";
+import { stderrLogger } from "./cli/logger.ts";
+import { loadLabGroup } from "./lib/protocol/key_agreement.ts";
 import denoJson from "./deno.json" with { type: "json" };
 
 async function main(args: string[]): Promise<number> {

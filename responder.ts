@@ -5,19 +5,19 @@
  * @module
  */
 
-import { UsageError } from "./lib/cli/args.ts";
-import { describeFsError } from "./lib/cli/broker_args.ts";
-import { EXIT_FAILURE, printErr, printOut, runCommand } from "./lib/cli/command.ts";
+import { UsageError } from "./cli/args.ts";
+import { describeFsError } from "./cli/broker_options.ts";
+import { EXIT_FAILURE, printErr, printOut, runCommand } from "./cli/command.ts";
 import {
   parseResponderArgs,
   RESPONDER_HELP,
   RESPONDER_NAME,
   RESPONDER_USAGE,
-} from "./lib/cli/responder_args.ts";
-import { Identity, IdentityError } from "./lib/identity.ts";
-import { stderrLogger } from "./lib/log.ts";
-import { loadLabGroup } from "./lib/protocol.ts";
-import { Responder, ResponderError } from "./lib/responder.ts";
+} from "./cli/responder_options.ts";
+import { Identity, IdentityError } from "./lib/auth/identity.ts";
+import { stderrLogger } from "./cli/logger.ts";
+import { loadLabGroup } from "./lib/protocol/key_agreement.ts";
+import { Responder, ResponderError } from "./lib/responder/responder.ts";
 import denoJson from "./deno.json" with { type: "json" };
 
 async function main(args: string[]): Promise<number> {

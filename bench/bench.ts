@@ -33,7 +33,7 @@ import {
   generateKeyPair,
   PRIVATE_KEY_BITS,
 } from "../lib/crypto/dh.ts";
-import { loadLabGroup } from "../lib/protocol.ts";
+import { loadLabGroup } from "../lib/protocol/key_agreement.ts";
 import { PYTHON } from "../support/environment.ts";
 import { type Broker, startMosquitto } from "../support/mosquitto.ts";
 import {
@@ -248,7 +248,7 @@ async function benchResponder(broker: Broker, responder: Peer) {
     ),
   );
   for (const tap of taps) {
-    // As lib/broker.ts does for our client and responder: with Nagle's algorithm on, the next
+    // As lib/mqtt.ts does for our client and responder: with Nagle's algorithm on, the next
     // request would wait behind the PUBACK just sent until the broker's delayed TCP ACK.
     (tap.mqtt.stream as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
   }

@@ -15,7 +15,8 @@ import {
   generateKeyPair,
 } from "../lib/crypto/dh.ts";
 import type { Fernet } from "../lib/crypto/fernet.ts";
-import { fernetFor, KEY_EXCHANGE } from "../lib/protocol.ts";
+import { fernetFor } from "../lib/protocol/key_agreement.ts";
+import { KEY_EXCHANGE } from "../lib/protocol/topics.ts";
 import { decodeUtf8 } from "../lib/utf8.ts";
 import type { Interceptor } from "./embedded_broker.ts";
 

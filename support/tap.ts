@@ -10,7 +10,7 @@ import mqtt, { type MqttClient } from "mqtt";
 import { Buffer } from "node:buffer";
 import { encodePublicKeyPem, generateKeyPair } from "../lib/crypto/dh.ts";
 import type { Fernet } from "../lib/crypto/fernet.ts";
-import { agreeFernet, loadLabGroup } from "../lib/protocol.ts";
+import { agreeFernet, loadLabGroup } from "../lib/protocol/key_agreement.ts";
 
 /** A delivery as the tap keeps it. */
 export interface Delivery {
