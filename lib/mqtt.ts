@@ -348,3 +348,50 @@ export function connected(client: MqttClient, broker: BrokerOptions): Promise<vo
     client.on("close", onClose);
   });
 }
+
+/** The broker refused filters of a SUBSCRIBE: each with its SUBACK code (0x80 and above). */
+export class SubscriptionRefusedError extends Error {
+  override name = "SubscriptionRefusedError";
+  /** The refused filters, and the broker's code for each. */
+  constructor(
+    readonly refused: readonly { topic: string; code: number }[],
+    options?: ErrorOptions,
+  ) {
+    const what = refused.map(({ topic, code }) => `${topic} (${SUBACK_REASONS[code] ?? code})`);
+    super(`the broker refused the subscription to ${what.join(", ")}`, options);
+  }
+}
+
+// SUBACK codes that refuse a filter: 0x80 in MQTT 3.1.1 (§3.9.3), the MQTT 5 ones (§3.9.3).
+const SUBACK_REASONS: Record<number, string> = {
+  0x80: "unspecified error",
+  0x83: "implementation specific error",
+  0x87: "not authorized",
+  0x8f: "topic filter invalid",
+  0x91: "packet identifier in use",
+  0x97: "quota exceeded",
+  0x9e: "shared subscriptions not supported",
+  0xa1: "subscription identifiers not supported",
+  0xa2: "wildcard subscriptions not supported",
+};
+
+/**
+ * Subscribes to `topics` at QoS 1, in one SUBSCRIBE, and resolves once the broker has granted
+ * every one of them. A filter refused (any SUBACK code from 0x80 on) rejects with a
+ * {@linkcode SubscriptionRefusedError} naming each; anything else (the connection went away)
+ * rejects with MQTT.js's own error.
+ */
+export async function subscribeAll(client: MqttClient, topics: readonly string[]): Promise<void> {
+  try {
+    await client.subscribeAsync([...topics], { qos: 1 });
+  } catch (error) {
+    // MQTT.js rejects a refusal with the SUBACK packet attached, its codes in our order.
+    const granted = (error as { packet?: { granted?: unknown } }).packet?.granted;
+    if (!Array.isArray(granted)) throw error;
+    const refused = topics
+      .map((topic, i) => ({ topic, code: Number(granted[i]) }))
+      .filter(({ code }) => code >= 0x80);
+    if (refused.length === 0) throw error;
+    throw new SubscriptionRefusedError(refused, { cause: error });
+  }
+}

@@ -13,13 +13,16 @@ import {
   connected,
   NOT_MQTT,
   openMqtt,
+  subscribeAll,
+  SubscriptionRefusedError,
   toBrokerError,
 } from "../lib/mqtt.ts";
 import { freePort, mosquittoSkipReason, startMosquitto } from "../support/mosquitto.ts";
 import { makeTlsFixture, opensslSkipReason } from "../support/tls.ts";
 import type { MqttClient } from "mqtt";
 import { createServer as createHttpServer } from "node:http";
-import type { AddressInfo } from "node:net";
+import { type AddressInfo, createServer } from "node:net";
+import { Aedes } from "aedes";
 
 const TCP: BrokerOptions = { transport: "mqtt", host: "broker.lab", port: 1884 };
 const TLS: BrokerOptions = { transport: "mqtts", host: "broker.lab", port: 8883 };
@@ -388,4 +391,35 @@ Deno.test({
       listener.close();
     }
   },
+});
+
+Deno.test("subscribeAll: a refused filter is named; the granted ones in the same SUBSCRIBE too", async () => {
+  // mosquitto grants every subscription (its ACLs filter deliveries); aedes can refuse one.
+  const aedes = await Aedes.createBroker();
+  aedes.authorizeSubscribe = (_client, subscription, done) =>
+    done(null, subscription.topic.startsWith("+") ? null : subscription); // null: refused
+  const server = createServer((socket) => aedes.handle(socket));
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const where: BrokerOptions = {
+    transport: "mqtt",
+    host: "127.0.0.1",
+    port: (server.address() as AddressInfo).port,
+  };
+  const client = openMqtt(where, { clientId: "refused" });
+  try {
+    await connected(client, where);
+    await subscribeAll(client, ["le0nh4rt/uppercase/response"]);
+    const refusal = await subscribeAll(client, ["le0nh4rt/a/response", "+/+/request"])
+      .then(() => undefined, (e) => e);
+    assert.ok(refusal instanceof SubscriptionRefusedError, String(refusal));
+    assert.deepEqual(refusal.refused, [{ topic: "+/+/request", code: 0x80 }]);
+    assert.equal(
+      refusal.message,
+      "the broker refused the subscription to +/+/request (unspecified error)",
+    );
+  } finally {
+    await end(client);
+    await new Promise<void>((resolve) => aedes.close(() => resolve()));
+    await new Promise((resolve) => server.close(resolve));
+  }
 });

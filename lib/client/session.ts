@@ -13,6 +13,8 @@ import {
   type BrokerOptions,
   connected,
   openMqtt,
+  subscribeAll,
+  SubscriptionRefusedError,
   toBrokerError,
 } from "../mqtt.ts";
 import {
@@ -26,7 +28,7 @@ import {
 } from "../crypto/dh.ts";
 import { type Fernet, InvalidToken } from "../crypto/fernet.ts";
 import { KeyExchangeVerifier } from "../auth/verifier.ts";
-import { type Logger, silentLogger } from "../log.ts";
+import { errorLine, type Logger, silentLogger } from "../log.ts";
 import { fernetFor, readPeerPublicKey } from "../protocol/key_agreement.ts";
 import { KEY_EXCHANGE, requestTopic, responseTopic, signatureTopic } from "../protocol/topics.ts";
 import { decodeUtf8 } from "../utf8.ts";
@@ -358,19 +360,15 @@ class Session {
     return lost;
   }
 
-  #subscribe(topics: string[]): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.#mqtt.subscribe(topics, { qos: 1 }, (error, granted) => {
-        if (error) return reject(new ClientError(`subscribing failed: ${error.message}`));
-        const refused = (granted ?? []).filter((g) => g.qos === 128).map((g) => g.topic);
-        if (refused.length > 0) {
-          return reject(
-            new ClientError(`the broker refused the subscription to ${refused.join(", ")}`),
-          );
-        }
-        resolve();
-      });
-    });
+  async #subscribe(topics: string[]): Promise<void> {
+    try {
+      await subscribeAll(this.#mqtt, topics);
+    } catch (error) {
+      if (error instanceof SubscriptionRefusedError) {
+        throw new ClientError(error.message, { cause: error });
+      }
+      throw new ClientError(`subscribing failed: ${errorLine(error)}`, { cause: error });
+    }
   }
 
   #publish(topic: string, payload: string): Promise<void> {

@@ -17,7 +17,15 @@
 import type { IPublishPacket, MqttClient } from "mqtt";
 import { type Action, applyAction, isAction } from "../protocol/actions.ts";
 import { signKeyExchange } from "../auth/signature.ts";
-import { BrokerError, brokerLabel, type BrokerOptions, openMqtt, toBrokerError } from "../mqtt.ts";
+import {
+  BrokerError,
+  brokerLabel,
+  type BrokerOptions,
+  openMqtt,
+  subscribeAll,
+  SubscriptionRefusedError,
+  toBrokerError,
+} from "../mqtt.ts";
 import {
   type DhGroup,
   DhPrecomputation,
@@ -366,22 +374,23 @@ export class Responder implements AsyncDisposable {
   }
 
   #onConnect(mqtt: MqttClient): void {
-    mqtt.subscribe([...REQUEST_FILTERS], { qos: 1 }, (error, granted) => {
+    subscribeAll(mqtt, REQUEST_FILTERS).then(() => {
       if (this.#stopping || this.#mqtt !== mqtt) return;
-      if (error) return; // the connection went away meanwhile: "close" handles it
-      const refused = (granted ?? []).filter((g) => g.qos === 128).map((g) => g.topic);
-      if (refused.length > 0) {
-        return this.#fail(
-          new ResponderError(
-            `${this.#where} refused the subscription to ${refused.join(" and ")} ` +
-              "(does the broker's ACL allow this user to read them?)",
-          ),
-        );
-      }
       this.#failures = 0;
       this.#stats.connections++;
       this.#log.info(`subscribed to ${REQUEST_FILTERS.join(" and ")} on ${this.#where}`);
       this.#readiness.resolve();
+    }, (error) => {
+      if (this.#stopping || this.#mqtt !== mqtt) return;
+      // Anything but a refusal is the connection going away meanwhile: "close" handles it.
+      if (!(error instanceof SubscriptionRefusedError)) return;
+      this.#fail(
+        new ResponderError(
+          `${this.#where}: ${error.message} (does the broker's ACL allow this user to read ` +
+            "them?)",
+          { cause: error },
+        ),
+      );
     });
   }
 
