@@ -16,7 +16,7 @@ import {
   parseDhParamsPem,
   type PeerPublicKey,
 } from "../crypto/dh.ts";
-import { deriveFernetKey } from "../crypto/hkdf.ts";
+import { deriveBoundKey, deriveFernetKey, type TokenBinding } from "../crypto/hkdf.ts";
 import { Fernet } from "../crypto/fernet.ts";
 import { decodeUtf8 } from "../utf8.ts";
 import { MAX_PUBLIC_KEY_PEM_BYTES } from "./limits.ts";
@@ -92,5 +92,13 @@ export class SessionSecret {
   /** The lab protocol's Fernet: HKDF-SHA256 of `Z`, salt and info one zero byte each. */
   async labFernet(): Promise<Fernet> {
     return await Fernet.create(await deriveFernetKey(this.#z));
+  }
+
+  /**
+   * The Fernet of tokens bound to one direction, netid and action: what a client and a
+   * responder use after a key exchange that a trusted identity signed.
+   */
+  async boundFernet(binding: TokenBinding): Promise<Fernet> {
+    return await Fernet.create(await deriveBoundKey(this.#z, binding));
   }
 }
