@@ -9,7 +9,7 @@
  */
 
 import type { BrokerOptions } from "../lib/mqtt.ts";
-import { FingerprintError, parseFingerprint } from "../lib/auth/identity.ts";
+import { FingerprintError, parseFingerprint } from "../lib/crypto/fingerprint.ts";
 import {
   actionProblem,
   clientIdProblem,

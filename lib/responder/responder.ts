@@ -39,7 +39,7 @@ import type { Identity } from "../auth/identity.ts";
 import { InFlightBudget, type Ticket } from "./in_flight.ts";
 import { CoalescingQueue } from "./kx_queue.ts";
 import { errorLine, LineBudget, type Logger, silentLogger } from "../log.ts";
-import { fernetFor, readPeerPublicKey } from "../protocol/key_agreement.ts";
+import { readPeerPublicKey, SessionSecret } from "../protocol/key_agreement.ts";
 import {
   KEY_EXCHANGE,
   parseRequestTopic,
@@ -475,7 +475,7 @@ export class Responder implements AsyncDisposable {
     const { group, identity } = this.#o;
     const dh = { precomputation: this.#precomputation };
     const ours = generateKeyPair(group, PRIVATE_KEY_BITS, dh);
-    const fernet = await fernetFor(group, ours, item.value.y, dh);
+    const fernet = await SessionSecret.agree(group, ours, item.value.y, dh).labFernet();
     const ourDer = encodePublicKeyDer(group, ours.publicKey);
     const signature = identity
       ? await signKeyExchange(identity, netid, item.value.der, ourDer)
@@ -485,7 +485,7 @@ export class Responder implements AsyncDisposable {
     this.#sessions.set(netid, { fernet, createdAt: performance.now() });
     this.#stats.keyExchanges++;
     this.#publish(responseTopic(netid, KEY_EXCHANGE), pemEncode("PUBLIC KEY", ourDer));
-    if (signature) this.#publish(signatureTopic(netid), new TextDecoder().decode(signature));
+    if (signature) this.#publish(signatureTopic(netid), signature);
     this.#line(
       "info",
       "session",
