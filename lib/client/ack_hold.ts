@@ -21,7 +21,10 @@ import type { IPublishPacket, MqttClient } from "mqtt";
  * further packet until then, not even the PUBACK that should release the held one. So the
  * release is the first bytes that arrive on the socket after our request was written: in this
  * exchange, the broker's PUBACK for it. MQTT sets no deadline for a PUBACK; the session
- * disposes of the hold on every way out, which sends any PUBACK still held.
+ * disposes of the hold on every way out, which lets a held PUBACK go: before a polite
+ * DISCONNECT it is sent; a forced end (our request unacknowledged) closes the socket before
+ * MQTT.js's corked write of it leaves, which is no matter, as a clean session's state goes with
+ * its connection.
  *
  * The life of a hold: {@linkcode AckHold.arm} once our key exchange request is acknowledged
  * (earlier, a stale delivery held would block that very acknowledgement);
@@ -75,7 +78,7 @@ export class AckHold implements Disposable {
     stream.once("data", this.#onData);
   }
 
-  /** Holds no more, and sends the held PUBACK now: the session's every way out. */
+  /** Holds no more, and lets the held PUBACK go now: the session's every way out. */
   [Symbol.dispose](): void {
     this.#armed = false;
     this.release();
