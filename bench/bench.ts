@@ -27,13 +27,12 @@
 
 import {
   computeSharedSecret,
-  decodePublicKeyPem,
   DhPrecomputation,
   encodePublicKeyPem,
   generateKeyPair,
   PRIVATE_KEY_BITS,
 } from "../lib/crypto/dh.ts";
-import { loadLabGroup } from "../lib/protocol/key_agreement.ts";
+import { loadLabGroup, readPeerPublicKey } from "../lib/protocol/key_agreement.ts";
 import { PYTHON } from "../support/environment.ts";
 import { type Broker, startMosquitto } from "../support/mosquitto.ts";
 import {
@@ -270,7 +269,7 @@ async function benchResponder(broker: Broker, responder: Peer) {
     const keyExchanges = await measured(async ({ tap, netid }) => {
       await tap.publish(`${netid}/key-exchange/request`, ourPem);
       const reply = await tap.next(`${netid}/key-exchange/response`);
-      decodePublicKeyPem(group, decoder.decode(reply.payload));
+      readPeerPublicKey(group, reply.payload);
     });
     const fernets = await Promise.all(clients.map(({ tap, netid }) => handshake(tap, netid)));
     const sessions = new Map(netids.map((netid, i) => [netid, fernets[i]]));

@@ -10,7 +10,7 @@
 
 import { ACTIONS, isAction } from "../lib/protocol/actions.ts";
 import type { BrokerOptions } from "../lib/mqtt.ts";
-import { FingerprintError, parseFingerprint } from "../lib/auth/identity.ts";
+import { FingerprintError, parseFingerprint } from "../lib/crypto/fingerprint.ts";
 import { MAX_MESSAGE_BYTES } from "../lib/protocol/limits.ts";
 import { topicLevelProblem } from "../lib/protocol/topics.ts";
 import { decodeUtf8 } from "../lib/utf8.ts";

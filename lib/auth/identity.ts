@@ -9,7 +9,8 @@
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { Identity, parseFingerprint } from "./identity.ts";
+ * import { parseFingerprint } from "../crypto/fingerprint.ts";
+ * import { Identity } from "./identity.ts";
  *
  * const { identity, pem } = await Identity.generate();
  * const loaded = await Identity.fromPem(pem);
@@ -21,6 +22,7 @@
  */
 
 import { DerError, DerReader } from "../crypto/der.ts";
+import { fingerprint } from "../crypto/fingerprint.ts";
 import { pemDecode, pemEncode, PemError } from "../crypto/pem.ts";
 
 /** What is wrong with a would-be identity key file. */
@@ -36,23 +38,10 @@ export type IdentityErrorKind =
  * file's name ("key.pem holds an RSA key; ...") and never contains key material.
  */
 export class IdentityError extends Error {
-  /** The kind of failure, for callers that react to it. */
-  readonly kind: IdentityErrorKind;
-
-  /** `kind` classifies; `message` says what is wrong and what to do. */
-  constructor(kind: IdentityErrorKind, message: string, options?: ErrorOptions) {
+  override name = "IdentityError";
+  /** `kind` classifies, for callers that react to it; `message` says what to do. */
+  constructor(readonly kind: IdentityErrorKind, message: string, options?: ErrorOptions) {
     super(message, options);
-    this.name = "IdentityError";
-    this.kind = kind;
-  }
-}
-
-/** A fingerprint that is not "SHA256:" and 64 hex digits. */
-export class FingerprintError extends Error {
-  /** `message`: what was expected, never the input. */
-  constructor(message: string) {
-    super(message);
-    this.name = "FingerprintError";
   }
 }
 
@@ -95,29 +84,6 @@ const OTHER_LABELS = new Map<string, [IdentityErrorKind, string]>([
  */
 export function isEd25519Spki(der: Uint8Array): boolean {
   return der.length === SPKI_LENGTH && SPKI_PREFIX.every((byte, i) => der[i] === byte);
-}
-
-/** "SHA256:" and the 64 lowercase hex digits of SHA-256 over `spkiDer`. */
-export async function fingerprintOf(spkiDer: Uint8Array): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", spkiDer as Uint8Array<ArrayBuffer>);
-  return "SHA256:" + new Uint8Array(digest).toHex();
-}
-
-/**
- * The canonical form of a fingerprint given as "SHA256:" and 64 hex digits, in any case.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { parseFingerprint } from "./identity.ts";
- * assert.equal(parseFingerprint("sha256:" + "AB".repeat(32)), "SHA256:" + "ab".repeat(32));
- * assert.throws(() => parseFingerprint("ab".repeat(32)), { name: "FingerprintError" });
- * ```
- */
-export function parseFingerprint(text: string): string {
-  const match = /^sha256:([0-9a-f]{64})$/i.exec(text);
-  if (!match) throw new FingerprintError('expected "SHA256:" followed by 64 hex digits');
-  return "SHA256:" + match[1].toLowerCase();
 }
 
 /** The only PEM block in `text`, as DER, if it is an unencrypted PKCS#8 key. */
@@ -205,7 +171,7 @@ export class Identity {
     const spki = new Uint8Array(SPKI_LENGTH);
     spki.set(SPKI_PREFIX);
     spki.set(x, SPKI_PREFIX.length);
-    return new Identity(privateKey, spki, await fingerprintOf(spki));
+    return new Identity(privateKey, spki, await fingerprint(spki));
   }
 
   /** A fresh identity and its PKCS#8 PEM (64-character lines, final newline) to store. */

@@ -16,7 +16,7 @@
  * const a = Uint8Array.of(0x30, 0x00); // the client's DH public key, DER
  * const b = Uint8Array.of(0x30, 0x01, 0x00); // the responder's
  * const payload = await signKeyExchange(identity, "alice", a, b);
- * const message = await parseSignatureMessage(payload);
+ * const message = await parseSignatureMessage(new TextEncoder().encode(payload));
  * assert.equal(message.fingerprint, identity.fingerprint);
  * assert.equal(await message.verify("alice", a, b), true);
  * assert.equal(await message.verify("mallory", a, b), false);
@@ -24,7 +24,8 @@
  * @module
  */
 
-import { fingerprintOf, type Identity, isEd25519Spki } from "./identity.ts";
+import { fingerprint } from "../crypto/fingerprint.ts";
+import { type Identity, isEd25519Spki } from "./identity.ts";
 import { decodeUtf8 } from "../utf8.ts";
 
 const CONTEXT = new TextEncoder().encode("secure_mqtt key exchange v1\0");
@@ -66,33 +67,33 @@ export function encodeTranscript(netid: string, a: Uint8Array, b: Uint8Array): U
 }
 
 /**
- * The step 2b payload: UTF-8 JSON with version 1, the identity's SPKI and its signature of the
- * transcript of (`netid`, `a`, `b`), both in standard padded base64.
+ * The step 2b payload, as it is published (UTF-8 on the wire): JSON with version 1, the
+ * identity's SPKI and its signature of the transcript of (`netid`, `a`, `b`), both in standard
+ * padded base64.
  */
 export async function signKeyExchange(
   identity: Identity,
   netid: string,
   a: Uint8Array,
   b: Uint8Array,
-): Promise<Uint8Array> {
+): Promise<string> {
   const signature = await identity.sign(encodeTranscript(netid, a, b));
-  return new TextEncoder().encode(JSON.stringify({
+  return JSON.stringify({
     version: 1,
     identity: identity.publicKeyDer.toBase64(),
     signature: signature.toBase64(),
-  }));
+  });
 }
 
 /** A step 2b payload that is not a version 1 signature message. Never echoes the payload. */
 export class SignatureMessageError extends Error {
-  /** "unsupported-version" for a well-formed message of another version, else "malformed". */
-  readonly kind: "malformed" | "unsupported-version";
-
-  /** `kind` classifies; `message` is a short reason. */
-  constructor(kind: "malformed" | "unsupported-version", message: string) {
+  override name = "SignatureMessageError";
+  /**
+   * `kind` is "unsupported-version" for a well-formed message of another version, else
+   * "malformed"; `message` is a short reason.
+   */
+  constructor(readonly kind: "malformed" | "unsupported-version", message: string) {
     super(message);
-    this.name = "SignatureMessageError";
-    this.kind = kind;
   }
 }
 
@@ -162,7 +163,7 @@ export async function parseSignatureMessage(payload: Uint8Array): Promise<KeyExc
   const sig = signature.slice();
   let key: Promise<CryptoKey> | undefined;
   return {
-    fingerprint: await fingerprintOf(identity),
+    fingerprint: await fingerprint(identity),
     identity,
     signature,
     async verify(netid, a, b) {

@@ -23,13 +23,13 @@ import {
   encodePublicKeyDer,
   encodePublicKeyPem,
   generateKeyPair,
-  publicKeyFingerprint,
   warmUp,
 } from "../crypto/dh.ts";
 import { type Fernet, InvalidToken } from "../crypto/fernet.ts";
 import { KeyExchangeVerifier } from "../auth/verifier.ts";
 import { errorLine, type Logger, silentLogger } from "../log.ts";
-import { fernetFor, readPeerPublicKey } from "../protocol/key_agreement.ts";
+import { readPeerPublicKey, SessionSecret } from "../protocol/key_agreement.ts";
+import { fingerprint } from "../crypto/fingerprint.ts";
 import { KEY_EXCHANGE, requestTopic, responseTopic, signatureTopic } from "../protocol/topics.ts";
 import { decodeUtf8 } from "../utf8.ts";
 
@@ -221,7 +221,7 @@ class Session {
     // The peer's key is some milliseconds away at best: spend them making our DH code warm.
     if (!this.#inbox.has(this.#topics.key)) warmUp(group);
     const peer = verifier ? await this.#authenticatedKey(verifier, trusted) : await this.#labKey();
-    const fernet = await fernetFor(group, ours, peer.y);
+    const fernet = await SessionSecret.agree(group, ours, peer.y).labFernet();
     this.#debug(
       `key exchange answered; ${
         peer.signedBy ? `authenticated by ${peer.signedBy}` : "not authenticated (no --trust)"
@@ -237,8 +237,10 @@ class Session {
     this.#debug(`request sent on ${actionRequest} (${token.length} bytes)`);
     if (this.#log.verbose) {
       // Worked out while the responder works on the request, not before it leaves.
-      this.#debug(`our public key:  ${await publicKeyFingerprint(ourPem)}`);
-      this.#debug(`peer public key: ${await publicKeyFingerprint(peer.pem)}`);
+      this.#debug(
+        `our public key:  ${await fingerprint(encodePublicKeyDer(group, ours.publicKey))}`,
+      );
+      this.#debug(`peer public key: ${await fingerprint(peer.der)}`);
     }
 
     return await this.#answer(fernet);
@@ -255,7 +257,7 @@ class Session {
   }
 
   /** The lab protocol: the first key exchange response after our request is the peer's key. */
-  async #labKey(): Promise<{ y: bigint; pem: string; signedBy?: string }> {
+  async #labKey(): Promise<{ y: bigint; der: Uint8Array; signedBy?: string }> {
     const message = await this.#within(
       this.#inbox.next(this.#topics.key),
       () =>
@@ -274,7 +276,7 @@ class Session {
   async #authenticatedKey(
     verifier: KeyExchangeVerifier,
     trusted: ReadonlySet<string>,
-  ): Promise<{ y: bigint; pem: string; signedBy: string }> {
+  ): Promise<{ y: bigint; der: Uint8Array; signedBy: string }> {
     const names = [...trusted].join(", ");
     for (;;) {
       const message = await this.#within(
@@ -290,7 +292,7 @@ class Session {
         ? await verifier.offerKey(message.payload)
         : await verifier.offerSignature(message.payload);
       if (match) {
-        return { pem: encodePublicKeyPem(this.#o.group, match.y), ...match };
+        return match;
       }
       this.#ackHold.release(); // not this one: let the next message in
     }

@@ -1,6 +1,7 @@
 /**
  * The key agreement of the lab protocol (docs/protocol.md, "Diffie-Hellman" and "Key
- * derivation"): the lab's group, a peer's public key as it arrives, and the session's Fernet.
+ * derivation"): the lab's group, a peer's public key as it arrives, and the secret the two
+ * agree, from which the session's keys come.
  *
  * @module
  */
@@ -8,7 +9,6 @@
 import {
   computeSharedSecret,
   decodePeerPublicKey,
-  decodePublicKeyPem,
   type DhGroup,
   DhKeyError,
   type DhKeyPair,
@@ -16,7 +16,7 @@ import {
   parseDhParamsPem,
   type PeerPublicKey,
 } from "../crypto/dh.ts";
-import { deriveFernetKey } from "../crypto/hkdf.ts";
+import { deriveBoundKey, deriveFernetKey, type TokenBinding } from "../crypto/hkdf.ts";
 import { Fernet } from "../crypto/fernet.ts";
 import { decodeUtf8 } from "../utf8.ts";
 import { MAX_PUBLIC_KEY_PEM_BYTES } from "./limits.ts";
@@ -51,41 +51,54 @@ export function readPeerPublicKey(group: DhGroup, payload: Uint8Array): PeerPubl
 }
 
 /**
- * Turns our key pair and the peer's public key into the session's Fernet: the peer key is
- * checked (a `DhKeyError` says why it is refused), `Z` is computed as 512 zero-padded bytes,
- * stretched with HKDF-SHA256 (salt and info one zero byte each), and keys Fernet.
+ * The secret one key exchange agreed: `Z`, the shared secret as 512 zero-padded bytes, and the
+ * keys the protocol derives from it. `Z` stays inside; only derived keys come out.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
  * import { encodePublicKeyPem, generateKeyPair } from "../crypto/dh.ts";
- * import { agreeFernet, loadLabGroup } from "./key_agreement.ts";
+ * import { loadLabGroup, readPeerPublicKey, SessionSecret } from "./key_agreement.ts";
  * const group = loadLabGroup();
  * const alice = generateKeyPair(group), bob = generateKeyPair(group);
- * const a = await agreeFernet(group, alice, encodePublicKeyPem(group, bob.publicKey));
- * const b = await agreeFernet(group, bob, encodePublicKeyPem(group, alice.publicKey));
- * const plain = await b.decrypt(await a.encrypt("hello"));
- * assert.equal(new TextDecoder().decode(plain), "hello");
+ * // Each side reads the other's public key as it arrives, and agrees the same secret.
+ * const wire = (pair: typeof bob) => new TextEncoder().encode(encodePublicKeyPem(group, pair.publicKey));
+ * const a = await SessionSecret.agree(group, alice, readPeerPublicKey(group, wire(bob)).y);
+ * const b = await SessionSecret.agree(group, bob, readPeerPublicKey(group, wire(alice)).y);
+ * const token = await (await a.labFernet()).encrypt("hello");
+ * assert.equal(new TextDecoder().decode(await (await b.labFernet()).decrypt(token)), "hello");
  * ```
  */
-export async function agreeFernet(
-  group: DhGroup,
-  ours: DhKeyPair,
-  peerPem: string,
-): Promise<Fernet> {
-  return await fernetFor(group, ours, decodePublicKeyPem(group, peerPem));
-}
+export class SessionSecret {
+  readonly #z: Uint8Array;
 
-/**
- * {@linkcode agreeFernet} for a peer key already checked and decoded to `y`; `options` carry a
- * long-running caller's `DhPrecomputation`.
- */
-export async function fernetFor(
-  group: DhGroup,
-  ours: DhKeyPair,
-  peerY: bigint,
-  options: DhOptions = {},
-): Promise<Fernet> {
-  const z = computeSharedSecret(group, ours.privateKey, peerY, options);
-  return await Fernet.create(await deriveFernetKey(z));
+  private constructor(z: Uint8Array) {
+    this.#z = z;
+  }
+
+  /**
+   * `Z = peerY^x mod p` for our key pair and a peer's `y` that {@linkcode readPeerPublicKey}
+   * accepted; `options` carry a long-running caller's `DhPrecomputation`.
+   */
+  static agree(
+    group: DhGroup,
+    ours: DhKeyPair,
+    peerY: bigint,
+    options: DhOptions = {},
+  ): SessionSecret {
+    return new SessionSecret(computeSharedSecret(group, ours.privateKey, peerY, options));
+  }
+
+  /** The lab protocol's Fernet: HKDF-SHA256 of `Z`, salt and info one zero byte each. */
+  async labFernet(): Promise<Fernet> {
+    return await Fernet.create(await deriveFernetKey(this.#z));
+  }
+
+  /**
+   * The Fernet of tokens bound to one direction, netid and action: what a client and a
+   * responder use after a key exchange that a trusted identity signed.
+   */
+  async boundFernet(binding: TokenBinding): Promise<Fernet> {
+    return await Fernet.create(await deriveBoundKey(this.#z, binding));
+  }
 }

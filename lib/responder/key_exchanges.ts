@@ -21,7 +21,7 @@ import {
 import type { Fernet } from "../crypto/fernet.ts";
 import { pemEncode } from "../crypto/pem.ts";
 import { ms, printable, printableError, type RateLimitedLog } from "../log.ts";
-import { fernetFor, readPeerPublicKey } from "../protocol/key_agreement.ts";
+import { readPeerPublicKey, SessionSecret } from "../protocol/key_agreement.ts";
 import { KEY_EXCHANGE, responseTopic, signatureTopic } from "../protocol/topics.ts";
 import { CoalescingQueue } from "./kx_queue.ts";
 
@@ -159,7 +159,7 @@ export class KeyExchanges {
     const { group, identity } = this.#o;
     const dh = { precomputation: this.#precomputation };
     const ours = generateKeyPair(group, PRIVATE_KEY_BITS, dh);
-    const fernet = await fernetFor(group, ours, item.value.y, dh);
+    const fernet = await SessionSecret.agree(group, ours, item.value.y, dh).labFernet();
     const ourDer = encodePublicKeyDer(group, ours.publicKey);
     const signature = identity
       ? await signKeyExchange(identity, netid, item.value.der, ourDer)
@@ -169,7 +169,7 @@ export class KeyExchanges {
     this.#o.sessions.set(netid, fernet);
     this.#completed++;
     this.#o.publish(responseTopic(netid, KEY_EXCHANGE), pemEncode("PUBLIC KEY", ourDer));
-    if (signature) this.#o.publish(signatureTopic(netid), new TextDecoder().decode(signature));
+    if (signature) this.#o.publish(signatureTopic(netid), signature);
     this.#o.lines.line(
       "info",
       "session",

@@ -7,14 +7,12 @@ import {
   signKeyExchange,
 } from "../../lib/auth/signature.ts";
 import { Identity } from "../../lib/auth/identity.ts";
-import {
-  encodeBitString,
-  encodeInteger,
-  encodeOid,
-  encodeSequence,
-  encodeTlv,
-} from "../../lib/crypto/der.ts";
+import { encodeBitString, encodeInteger, encodeOid, encodeSequence } from "../../lib/crypto/der.ts";
+import { tlv } from "../../support/der.ts";
 import { pycaTest, runPython } from "../crypto/pyca.ts";
+
+/** A text as the UTF-8 bytes that travel. */
+const bytes = (text: string) => new TextEncoder().encode(text);
 
 const utf8 = (text: string) => new TextEncoder().encode(text);
 const json = (value: unknown) => utf8(JSON.stringify(value));
@@ -72,7 +70,7 @@ Deno.test("encodeTranscript refuses a netid that UTF-8 and a uint16 length canno
 Deno.test("a signed key exchange verifies, and only for its own netid, A and B", async () => {
   const { identity } = await Identity.generate();
   const netid = "jürgen";
-  const payload = await signKeyExchange(identity, netid, A, B);
+  const payload = bytes(await signKeyExchange(identity, netid, A, B));
   const message = await parseSignatureMessage(payload);
   assert.equal(message.fingerprint, identity.fingerprint);
   assert.deepEqual(message.identity, identity.publicKeyDer);
@@ -100,8 +98,8 @@ Deno.test("a signed key exchange verifies, and only for its own netid, A and B",
 Deno.test("another identity's signature has another fingerprint and does not pass as ours", async () => {
   const { identity: ours } = await Identity.generate();
   const { identity: theirs } = await Identity.generate();
-  const mine = await parseSignatureMessage(await signKeyExchange(ours, "alice", A, B));
-  const payload = await signKeyExchange(theirs, "alice", A, B);
+  const mine = await parseSignatureMessage(bytes(await signKeyExchange(ours, "alice", A, B)));
+  const payload = bytes(await signKeyExchange(theirs, "alice", A, B));
   const other = await parseSignatureMessage(payload);
   assert.equal(other.fingerprint, theirs.fingerprint);
   assert.notEqual(other.fingerprint, mine.fingerprint);
@@ -116,7 +114,7 @@ Deno.test("another identity's signature has another fingerprint and does not pas
 
 Deno.test("verify works on its own copies of the identity and signature", async () => {
   const { identity } = await Identity.generate();
-  const message = await parseSignatureMessage(await signKeyExchange(identity, "n", A, B));
+  const message = await parseSignatureMessage(bytes(await signKeyExchange(identity, "n", A, B)));
   message.signature.fill(0);
   message.identity.fill(0);
   assert.equal(await message.verify("n", A, B), true);
@@ -140,7 +138,7 @@ Deno.test("verify answers false, without throwing, for a key that is not a curve
 
 Deno.test("signKeyExchange writes version 1 JSON with padded standard base64", async () => {
   const { identity } = await Identity.generate();
-  const text = new TextDecoder().decode(await signKeyExchange(identity, "n", A, B));
+  const text = await signKeyExchange(identity, "n", A, B);
   assert.match(
     text,
     /^\{"version":1,"identity":"[A-Za-z0-9+/]{59}=","signature":"[A-Za-z0-9+/]{86}=="\}$/,
@@ -162,7 +160,7 @@ async function assertRefused(payload: Uint8Array, kind: SignatureMessageError["k
 
 Deno.test("parseSignatureMessage refuses what is not exactly a version 1 message", async (t) => {
   const { identity: signer } = await Identity.generate();
-  const good = JSON.parse(new TextDecoder().decode(await signKeyExchange(signer, "n", A, B)));
+  const good = JSON.parse(await signKeyExchange(signer, "n", A, B));
   const with_ = (changes: Record<string, unknown>) => json({ ...good, ...changes });
   const without = (name: string) => {
     const copy = { ...good };
@@ -173,7 +171,7 @@ Deno.test("parseSignatureMessage refuses what is not exactly a version 1 message
   const x25519Spki = new Uint8Array(await crypto.subtle.exportKey("spki", x25519.publicKey));
   assert.equal(x25519Spki.length, 44); // the same size as an Ed25519 key: only the OID differs
   const rsaSpki = encodeSequence(
-    encodeSequence(encodeOid("1.2.840.113549.1.1.1"), encodeTlv(0x05, new Uint8Array())),
+    encodeSequence(encodeOid("1.2.840.113549.1.1.1"), tlv(0x05, new Uint8Array())),
     encodeBitString(encodeSequence(encodeInteger((1n << 1023n) + 1n), encodeInteger(65537n))),
   );
   const plusSlash = new Uint8Array(64).fill(0xfb); // base64 "+/v7..."
@@ -240,7 +238,7 @@ Deno.test("parseSignatureMessage refuses what is not exactly a version 1 message
 
 Deno.test("parseSignatureMessage ignores unknown members and JSON whitespace", async () => {
   const { identity } = await Identity.generate();
-  const good = JSON.parse(new TextDecoder().decode(await signKeyExchange(identity, "n", A, B)));
+  const good = JSON.parse(await signKeyExchange(identity, "n", A, B));
   const extended = { note: "x".repeat(1000), next: { version: 2 }, ...good, list: [1, 2] };
   const message = await parseSignatureMessage(utf8(JSON.stringify(extended, null, 2)));
   assert.equal(message.fingerprint, identity.fingerprint);
@@ -264,6 +262,7 @@ const pythonRequest = (extra: Record<string, unknown> = {}) =>
 // Written from the protocol text, not from lib/auth/signature.ts: an independent transcript.
 const PYTHON_TRANSCRIPT = `
 import base64, hashlib, json, struct, sys
+
 
 def transcript(netid, a, b):
     n = netid.encode("utf-8")
@@ -313,7 +312,7 @@ pycaTest("interop: we sign, pyca verifies against the transcript it builds itsel
   const { identity } = await Identity.generate();
   const payloads = [];
   for (const { netid, a, b } of INTEROP_CASES) {
-    payloads.push(new TextDecoder().decode(await signKeyExchange(identity, netid, a, b)));
+    payloads.push(await signKeyExchange(identity, netid, a, b));
   }
   const out = JSON.parse(
     await runPython(

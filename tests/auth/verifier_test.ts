@@ -19,6 +19,9 @@ import { Identity } from "../../lib/auth/identity.ts";
 import { KeyExchangeVerifier } from "../../lib/auth/verifier.ts";
 import { loadLabGroup } from "../../lib/protocol/key_agreement.ts";
 
+/** A text as the UTF-8 bytes that travel. */
+const bytes = (text: string) => new TextEncoder().encode(text);
+
 const group = loadLabGroup();
 const encoder = new TextEncoder();
 const NETID = "alice";
@@ -38,7 +41,7 @@ async function exchange() {
     /** Step 2 as it travels: the responder's public key PEM. */
     keyPayload: encoder.encode(encodePublicKeyPem(group, theirs.publicKey)),
     /** Step 2b as the responder makes it. */
-    signature: () => signKeyExchange(identity, NETID, a, b),
+    signature: async () => bytes(await signKeyExchange(identity, NETID, a, b)),
     verifier: (trusted: string[] = [identity.fingerprint]) =>
       new KeyExchangeVerifier(group, NETID, a, new Set(trusted)),
   };
@@ -109,15 +112,15 @@ Deno.test("a signature over another A, or for another netid, never matches", asy
   const otherA = strangerKey(4).der;
   await verifier.offerKey(x.keyPayload);
   assert.equal(
-    await verifier.offerSignature(await signKeyExchange(x.identity, NETID, otherA, x.b)),
+    await verifier.offerSignature(bytes(await signKeyExchange(x.identity, NETID, otherA, x.b))),
     undefined,
   );
   assert.equal(
-    await verifier.offerSignature(await signKeyExchange(x.identity, "mallory", x.a, x.b)),
+    await verifier.offerSignature(bytes(await signKeyExchange(x.identity, "mallory", x.a, x.b))),
     undefined,
   );
   assert.equal(
-    await verifier.offerSignature(await signKeyExchange(x.identity, NETID, x.b, x.a)),
+    await verifier.offerSignature(bytes(await signKeyExchange(x.identity, NETID, x.b, x.a))),
     undefined,
     "A and B swapped",
   );
@@ -131,7 +134,7 @@ Deno.test("a signature by an identity we do not trust is not taken", async () =>
   const verifier = x.verifier();
   await verifier.offerKey(x.keyPayload);
   // A perfectly valid signature over our exact exchange, by the wrong key.
-  const payload = await signKeyExchange(stranger, NETID, x.a, x.b);
+  const payload = bytes(await signKeyExchange(stranger, NETID, x.a, x.b));
   assert.equal(await verifier.offerSignature(payload), undefined);
   assert.equal(await verifier.offerSignature(payload), undefined);
   assert.equal(verifier.sawOtherExchangeSigned(), false);
@@ -151,7 +154,7 @@ Deno.test("malformed signatures and other versions are counted, not taken", asyn
   const x = await exchange();
   const verifier = x.verifier();
   await verifier.offerKey(x.keyPayload);
-  const good = JSON.parse(new TextDecoder().decode(await x.signature()));
+  const good = JSON.parse(await signKeyExchange(x.identity, NETID, x.a, x.b));
   const junk = [
     encoder.encode("not json"),
     new Uint8Array(0),
@@ -240,14 +243,14 @@ Deno.test("memory stays bounded under a flood of keys and signatures", async () 
   for (const key of flood) assert.equal(await keys.offerKey(key.payload), undefined);
   assert.equal(await keys.offerSignature(await x.signature()), undefined, "the first is gone");
   const last = flood.at(-1)!;
-  const covering = await signKeyExchange(x.identity, NETID, x.a, last.der);
+  const covering = bytes(await signKeyExchange(x.identity, NETID, x.a, last.der));
   assert.ok(await keys.offerSignature(covering), "the latest is still held");
 
   // The genuine signature, then a flood of trusted ones over other exchanges: the same.
   const signatures = x.verifier();
   assert.equal(await signatures.offerSignature(await x.signature()), undefined);
   for (let i = 0; i < FLOOD; i++) {
-    const other = await signKeyExchange(x.identity, NETID, x.a, strangerKey(1000 + i).der);
+    const other = bytes(await signKeyExchange(x.identity, NETID, x.a, strangerKey(1000 + i).der));
     assert.equal(await signatures.offerSignature(other), undefined);
   }
   assert.equal(await signatures.offerKey(x.keyPayload), undefined, "the first is gone");

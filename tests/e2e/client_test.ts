@@ -55,7 +55,7 @@ async function pythonIdentity(): Promise<
   assert.match(fingerprint, /^SHA256:[0-9a-f]{64}$/);
   const dir = await Deno.makeTempDir({ prefix: "identity-" });
   const file = `${dir}/identity.pem`;
-  await Deno.writeTextFile(file, run.stdout);
+  await Deno.writeTextFile(file, run.stdout, { mode: 0o600 });
   return {
     file,
     fingerprint,

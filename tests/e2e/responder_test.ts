@@ -225,12 +225,20 @@ Deno.test({
     await using broker = await startMosquitto();
     const dir = await Deno.makeTempDir();
     try {
-      const made = await runTask("responder", ["--new-identity"]);
+      const made = await runTask("responder", ["--new-identity", `${dir}/identity.pem`]);
       assert.equal(made.code, 0, made.stderr);
-      const fingerprint = /new identity (SHA256:[0-9a-f]{64})$/m.exec(made.stderr)?.[1];
-      assert.ok(fingerprint, made.stderr);
-      assert.equal((await Identity.fromPem(made.stdout)).fingerprint, fingerprint);
-      await Deno.writeTextFile(`${dir}/identity.pem`, made.stdout);
+      assert.equal(made.stderr, "");
+      const fingerprint = /^(SHA256:[0-9a-f]{64})\n$/.exec(made.stdout)?.[1];
+      assert.ok(fingerprint, made.stdout);
+      const pem = await Deno.readTextFile(`${dir}/identity.pem`);
+      assert.equal((await Identity.fromPem(pem)).fingerprint, fingerprint);
+      assert.equal((await Deno.stat(`${dir}/identity.pem`)).mode! & 0o777, 0o600);
+      const shown = await runTask("responder", [
+        "--identity",
+        `${dir}/identity.pem`,
+        "--fingerprint",
+      ]);
+      assert.deepEqual([shown.code, shown.stdout, shown.stderr], [0, `${fingerprint}\n`, ""]);
 
       await using responder = await startResponderTask(broker, [
         "-v",
@@ -275,12 +283,15 @@ Deno.test({
 Deno.test("--identity: a missing, wrong-kind or garbage key file is a usage error", async () => {
   const dir = await Deno.makeTempDir();
   try {
-    await Deno.writeTextFile(`${dir}/garbage.pem`, "not a key at all\n");
-    await Deno.writeTextFile(`${dir}/public.pem`, encodePublicKeyPem(group, 5n));
+    await Deno.writeTextFile(`${dir}/garbage.pem`, "not a key at all\n", { mode: 0o600 });
+    await Deno.writeTextFile(`${dir}/public.pem`, encodePublicKeyPem(group, 5n), { mode: 0o600 });
+    await Deno.writeTextFile(`${dir}/shared.pem`, "any\n", { mode: 0o644 });
     const cases: [string, RegExp][] = [
       [`${dir}/missing.pem`, /cannot read '.*missing\.pem': no such file/],
       [`${dir}/garbage.pem`, /garbage\.pem .*(not a PEM|PEM)/],
       [`${dir}/public.pem`, /public\.pem is a public key/],
+      [`${dir}/shared.pem`, /can be accessed by other users \(mode 0644\).*chmod 600/],
+      ["/dev/zero", /'\/dev\/zero' is a device/],
     ];
     for (const [file, reason] of cases) {
       const run = await runTask("responder", ["--identity", file]);

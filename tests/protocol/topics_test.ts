@@ -4,7 +4,11 @@
  */
 
 import assert from "node:assert/strict";
-import { agreeFernet, fernetFor, loadLabGroup } from "../../lib/protocol/key_agreement.ts";
+import {
+  loadLabGroup,
+  readPeerPublicKey,
+  SessionSecret,
+} from "../../lib/protocol/key_agreement.ts";
 import {
   KEY_EXCHANGE,
   parseRequestTopic,
@@ -16,6 +20,7 @@ import {
 import { MAX_NETID_BYTES } from "../../lib/protocol/limits.ts";
 import {
   DhKeyError,
+  type DhKeyPair,
   encodePublicKeyDer,
   encodePublicKeyPem,
   generateKeyPair,
@@ -87,25 +92,28 @@ Deno.test("parseRequestTopic takes exactly three non-empty levels ending in requ
   for (const t of refused) assert.equal(parseRequestTopic(t), undefined, t);
 });
 
-Deno.test("agreeFernet: both ends of one exchange get the same key", async () => {
+/** The lab Fernet that `ours` agrees with a peer whose public key arrives as `payload`. */
+async function labFernet(ours: DhKeyPair, payload: string | Uint8Array) {
+  const bytes = typeof payload === "string" ? new TextEncoder().encode(payload) : payload;
+  return await SessionSecret.agree(group, ours, readPeerPublicKey(group, bytes).y).labFernet();
+}
+
+Deno.test("SessionSecret: both ends of one exchange get the same lab key", async () => {
   const a = generateKeyPair(group);
   const b = generateKeyPair(group);
-  const fa = await agreeFernet(group, a, encodePublicKeyPem(group, b.publicKey));
-  const fb = await agreeFernet(group, b, encodePublicKeyPem(group, a.publicKey));
+  const fa = await labFernet(a, encodePublicKeyPem(group, b.publicKey));
+  const fb = await labFernet(b, encodePublicKeyPem(group, a.publicKey));
   const decoder = new TextDecoder();
   assert.equal(decoder.decode(await fb.decrypt(await fa.encrypt("hello"))), "hello");
   assert.equal(decoder.decode(await fa.decrypt(await fb.encrypt("and back"))), "and back");
-  // fernetFor is the same agreement from an already decoded y.
-  const fc = await fernetFor(group, a, b.publicKey);
-  assert.equal(decoder.decode(await fc.decrypt(await fb.encrypt("again"))), "again");
 });
 
-Deno.test("agreeFernet: a different peer key gives a different key", async () => {
+Deno.test("SessionSecret: a different peer key gives a different key", async () => {
   const a = generateKeyPair(group);
   const b = generateKeyPair(group);
   const c = generateKeyPair(group);
-  const ab = await agreeFernet(group, a, encodePublicKeyPem(group, b.publicKey));
-  const cb = await agreeFernet(group, c, encodePublicKeyPem(group, b.publicKey));
+  const ab = await labFernet(a, encodePublicKeyPem(group, b.publicKey));
+  const cb = await labFernet(c, encodePublicKeyPem(group, b.publicKey));
   await assert.rejects(cb.decrypt(await ab.encrypt("hello")));
 });
 
@@ -122,7 +130,7 @@ function derWithSmallY(y: number): Uint8Array {
   return der;
 }
 
-Deno.test("agreeFernet refuses a bad peer key with DhKeyError", async () => {
+Deno.test("readPeerPublicKey refuses a bad peer key with DhKeyError", async () => {
   const ours = generateKeyPair(group);
   const otherGroup = { p: 2n ** 127n - 1n, g: 3n, byteLength: 16 };
   const bad: [string, string][] = [
@@ -135,16 +143,16 @@ Deno.test("agreeFernet refuses a bad peer key with DhKeyError", async () => {
     ["a PEM of garbage", pem(Uint8Array.of(1, 2, 3))],
   ];
   for (const [what, peerPem] of bad) {
-    await assert.rejects(agreeFernet(group, ours, peerPem), DhKeyError, what);
+    await assert.rejects(labFernet(ours, peerPem), DhKeyError, what);
   }
   // The good control: the same construction with an acceptable y is taken.
-  await agreeFernet(group, ours, pem(derWithSmallY(5)));
+  await labFernet(ours, pem(derWithSmallY(5)));
 });
 
-Deno.test("fernetFor re-checks the range of a y it is handed", async () => {
+Deno.test("SessionSecret.agree re-checks the range of a y it is handed", () => {
   const ours = generateKeyPair(group);
   for (const y of [0n, 1n, group.p - 1n, group.p, group.p + 5n]) {
-    await assert.rejects(fernetFor(group, ours, y), DhKeyError, String(y));
+    assert.throws(() => SessionSecret.agree(group, ours, y), DhKeyError, String(y));
   }
 });
 

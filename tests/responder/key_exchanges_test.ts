@@ -7,10 +7,19 @@
 import assert from "node:assert/strict";
 import { Identity } from "../../lib/auth/identity.ts";
 import { KeyExchangeVerifier } from "../../lib/auth/verifier.ts";
-import { encodePublicKeyDer, encodePublicKeyPem, generateKeyPair } from "../../lib/crypto/dh.ts";
+import {
+  type DhKeyPair,
+  encodePublicKeyDer,
+  encodePublicKeyPem,
+  generateKeyPair,
+} from "../../lib/crypto/dh.ts";
 import type { Fernet } from "../../lib/crypto/fernet.ts";
 import { type Logger, RateLimitedLog } from "../../lib/log.ts";
-import { agreeFernet, loadLabGroup } from "../../lib/protocol/key_agreement.ts";
+import {
+  loadLabGroup,
+  readPeerPublicKey,
+  SessionSecret,
+} from "../../lib/protocol/key_agreement.ts";
 import { KeyExchanges } from "../../lib/responder/key_exchanges.ts";
 
 const group = loadLabGroup();
@@ -67,6 +76,12 @@ function worker(
   return { exchanges, sessions, events, published, drops, lines, until };
 }
 
+/** The client's side of an exchange: its Fernet, from its key pair and our published PEM. */
+async function clientFernet(pair: DhKeyPair, pem: string): Promise<Fernet> {
+  const y = readPeerPublicKey(group, encode(pem)).y;
+  return await SessionSecret.agree(group, pair, y).labFernet();
+}
+
 function clientKey() {
   const pair = generateKeyPair(group);
   return { pair, pem: encodePublicKeyPem(group, pair.publicKey) };
@@ -85,7 +100,7 @@ Deno.test("a key exchange: the session is stored, then our key published; both s
     ["alice/key-exchange/response", true],
   ]);
   // The client's side of the exchange reaches the same key as the stored session.
-  const ours = await agreeFernet(group, client.pair, published[0].payload);
+  const ours = await clientFernet(client.pair, published[0].payload);
   const token = await ours.encrypt("same key");
   assert.equal(decode(await sessions.get("alice")!.decrypt(token)), "same key");
   assert.match(lines.at(-1)!, /^session for alice ready in \d+\.\d ms \(queued \d+\.\d ms\)$/);
@@ -144,8 +159,8 @@ Deno.test("a full queue drops new netids, and a repeat replaces its netid's wait
     "b/key-exchange/response",
   ]);
   // a was answered for its newest key: the first one's holder cannot open what a sends.
-  const newest = await agreeFernet(group, second.pair, published[0].payload);
-  const oldest = await agreeFernet(group, first.pair, published[0].payload);
+  const newest = await clientFernet(second.pair, published[0].payload);
+  const oldest = await clientFernet(first.pair, published[0].payload);
   const token = await newest.encrypt("x");
   await assert.rejects(() => oldest.decrypt(token));
 });
