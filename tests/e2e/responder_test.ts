@@ -13,7 +13,7 @@ import { pemEncode } from "../../lib/crypto/pem.ts";
 import type { BrokerOptions } from "../../lib/mqtt.ts";
 import { requestTransform } from "../../lib/client/session.ts";
 import { Identity } from "../../lib/auth/identity.ts";
-import type { Logger } from "../../lib/log.ts";
+import { type Logger, printable } from "../../lib/log.ts";
 import { RESPONDER_HELP, RESPONDER_USAGE } from "../../cli/responder_options.ts";
 import { loadLabGroup } from "../../lib/protocol/key_agreement.ts";
 import {
@@ -21,12 +21,8 @@ import {
   MAX_PAYLOAD_BYTES,
   MAX_PUBLIC_KEY_PEM_BYTES,
 } from "../../lib/protocol/limits.ts";
-import {
-  backoffDelay,
-  printable,
-  Responder,
-  ResponderError,
-} from "../../lib/responder/responder.ts";
+import { backoffDelay } from "../../lib/responder/connection.ts";
+import { Responder, ResponderError } from "../../lib/responder/responder.ts";
 import {
   type Broker,
   freePort,
