@@ -140,6 +140,28 @@ export async function requestTransform(options: ClientOptions): Promise<string> 
   }
 }
 
+/**
+ * The Fernets of the request and of its answer. After an exchange a trusted identity signed,
+ * each is bound to its direction, netid and action (docs/protocol.md, "Bound tokens"): our own
+ * request copied to the response topic, or a token moved from another action or netid, does
+ * not open as the answer. Otherwise the lab protocol's one key serves both.
+ */
+async function tokenKeys(
+  secret: SessionSecret,
+  signedBy: string | undefined,
+  binding: { netid: string; action: string },
+): Promise<{ request: Fernet; response: Fernet }> {
+  if (signedBy === undefined) {
+    const lab = await secret.labFernet();
+    return { request: lab, response: lab };
+  }
+  const [request, response] = await Promise.all([
+    secret.boundFernet({ direction: "request", ...binding }),
+    secret.boundFernet({ direction: "response", ...binding }),
+  ]);
+  return { request, response };
+}
+
 function checkOptions(options: ClientOptions): void {
   const check = (option: keyof ClientOptions, problem: string | undefined) => {
     if (problem !== undefined) throw new ClientOptionError(option, problem);
@@ -243,14 +265,19 @@ class Session {
         trusted,
       )
       : await this.#labKey();
-    const fernet = await SessionSecret.agree(group, ours, peer.y).labFernet();
+    const keys = await tokenKeys(SessionSecret.agree(group, ours, peer.y), peer.signedBy, {
+      netid,
+      action,
+    });
     this.#debug(
       `key exchange answered; ${
-        peer.signedBy ? `authenticated by ${peer.signedBy}` : "not authenticated (no --trust)"
+        peer.signedBy
+          ? `authenticated by ${peer.signedBy}, tokens bound to ${netid}/${action}`
+          : "not authenticated (no --trust)"
       }`,
     );
 
-    const token = await fernet.encrypt(this.#o.message);
+    const token = await keys.request.encrypt(this.#o.message);
     this.#inbox.discard(this.#topics.answer);
     const actionRequest = requestTopic(netid, action);
     const sent = this.#publish(actionRequest, token);
@@ -265,7 +292,7 @@ class Session {
       this.#debug(`peer public key: ${await fingerprint(peer.der)}`);
     }
 
-    return await this.#answer(fernet);
+    return await this.#answer(keys.response);
   }
 
   /** Every way out of the session comes here: nothing of it is left running. */

@@ -3,8 +3,9 @@
  * arrives is checked at once, cheaply, and queued in a bounded {@linkcode CoalescingQueue};
  * the worker takes one exchange per macrotask (so that action requests get the event loop
  * between two exponentiations instead of waiting for a whole backlog), drops one that waited
- * too long, computes our key pair and the session's Fernet, signs with an identity if it has
- * one, stores the session, and only then publishes step 2 (and 2b).
+ * too long, computes our key pair and the session's keys, signs with an identity if it has
+ * one, stores the session, and only then publishes step 2 (and 2b). A signed session keeps its
+ * shared secret, for the bound tokens of a client that checked the signature (./session_keys.ts).
  *
  * @module
  */
@@ -18,12 +19,12 @@ import {
   generateKeyPair,
   PRIVATE_KEY_BITS,
 } from "../crypto/dh.ts";
-import type { Fernet } from "../crypto/fernet.ts";
 import { pemEncode } from "../crypto/pem.ts";
 import { ms, printable, printableError, type RateLimitedLog } from "../log.ts";
 import { readPeerPublicKey, SessionSecret } from "../protocol/key_agreement.ts";
 import { KEY_EXCHANGE, responseTopic, signatureTopic } from "../protocol/topics.ts";
 import { CoalescingQueue } from "./kx_queue.ts";
+import { SessionKeys } from "./session_keys.ts";
 
 /** What a {@linkcode KeyExchanges} needs. */
 export interface KeyExchangesOptions {
@@ -35,8 +36,8 @@ export interface KeyExchangesOptions {
   capacity: number;
   /** An exchange that waited longer than this is dropped (`maxKeyExchangeWaitMs`). */
   maxWaitMs: number;
-  /** Where a new session goes: the netid's Fernet, replacing any earlier one. */
-  sessions: { set(netid: string, fernet: Fernet): void };
+  /** Where a new session goes: the netid's keys, replacing any earlier session. */
+  sessions: { set(netid: string, keys: SessionKeys): void };
   /** A QoS 1 publish (its acknowledgement is not waited for). */
   publish(topic: string, payload: string): void;
   /** Where the lines go. */
@@ -159,14 +160,19 @@ export class KeyExchanges {
     const { group, identity } = this.#o;
     const dh = { precomputation: this.#precomputation };
     const ours = generateKeyPair(group, PRIVATE_KEY_BITS, dh);
-    const fernet = await SessionSecret.agree(group, ours, item.value.y, dh).labFernet();
+    const secret = SessionSecret.agree(group, ours, item.value.y, dh);
+    // Signed, the session may be a --trust client's, which binds its tokens; unsigned, no
+    // client binds them, and the lab key is all the session needs.
+    const keys = identity
+      ? SessionKeys.authenticated(netid, secret)
+      : SessionKeys.lab(await secret.labFernet());
     const ourDer = encodePublicKeyDer(group, ours.publicKey);
     const signature = identity
       ? await signKeyExchange(identity, netid, item.value.der, ourDer)
       : undefined;
     if (this.#closed) return;
     // Stored before the answer goes out: the client's request can only follow it.
-    this.#o.sessions.set(netid, fernet);
+    this.#o.sessions.set(netid, keys);
     this.#completed++;
     this.#o.publish(responseTopic(netid, KEY_EXCHANGE), pemEncode("PUBLIC KEY", ourDer));
     if (signature) this.#o.publish(signatureTopic(netid), signature);

@@ -9,17 +9,18 @@
  */
 
 import { type Action, applyAction } from "../protocol/actions.ts";
-import { type Fernet, InvalidToken } from "../crypto/fernet.ts";
+import { InvalidToken } from "../crypto/fernet.ts";
 import { ms, printable, printableError, type RateLimitedLog } from "../log.ts";
 import { MAX_MESSAGE_BYTES, MAX_PAYLOAD_BYTES } from "../protocol/limits.ts";
 import { responseTopic } from "../protocol/topics.ts";
 import { decodeUtf8 } from "../utf8.ts";
 import { InFlightBudget, type InFlightLimits, type Ticket } from "./in_flight.ts";
+import type { OpenedRequest, SessionKeys } from "./session_keys.ts";
 
 /** What an {@linkcode ActionRequests} needs. */
 export interface ActionRequestsOptions {
-  /** The live sessions: each netid's Fernet, from its latest key exchange. */
-  sessions: { get(netid: string): Fernet | undefined };
+  /** The live sessions: each netid's keys, from its latest key exchange. */
+  sessions: { get(netid: string): SessionKeys | undefined };
   /** True while a key exchange for `netid` waits: said in the line of a request dropped. */
   keyExchangeQueued(netid: string): boolean;
   /** The caps on requests in flight. */
@@ -45,10 +46,11 @@ export interface ActionRequestsOptions {
  * import { Fernet } from "../crypto/fernet.ts";
  * import { RateLimitedLog, silentLogger } from "../log.ts";
  * import { ActionRequests } from "./requests.ts";
+ * import { SessionKeys } from "./session_keys.ts";
  * const fernet = await Fernet.create(new Uint8Array(32));
  * const published: string[] = [];
  * const requests = new ActionRequests({
- *   sessions: { get: (netid) => netid === "alice" ? fernet : undefined },
+ *   sessions: { get: (netid) => netid === "alice" ? SessionKeys.lab(fernet) : undefined },
  *   keyExchangeQueued: () => false,
  *   inFlight: { requests: 8, bytes: 1 << 20, requestsPerNetid: 4, bytesPerNetid: 1 << 18 },
  *   publish: (topic, payload, done) => (published.push(topic), done()),
@@ -96,8 +98,8 @@ export class ActionRequests {
     const who = printable(netid);
     const admitted = this.#admit(netid, who, action, token);
     if (admitted === undefined) return;
-    const { fernet, ticket } = admitted;
-    const work = this.#answer(netid, who, action, fernet, token, ticket)
+    const { keys, ticket } = admitted;
+    const work = this.#answer(netid, who, action, keys, token, ticket)
       .catch((error) => {
         this.#o.drop("bug", `${action} request for ${who} failed: ${printableError(error)}`);
       })
@@ -130,7 +132,7 @@ export class ActionRequests {
     who: string,
     action: Action,
     token: Uint8Array,
-  ): { fernet: Fernet; ticket: Ticket } | undefined {
+  ): { keys: SessionKeys; ticket: Ticket } | undefined {
     const size = token.length;
     if (size > MAX_PAYLOAD_BYTES) {
       this.#o.drop(
@@ -142,8 +144,8 @@ export class ActionRequests {
     }
     // The session is looked up now: a client can only encrypt under a key already published,
     // so the current session is the only one that can open this token.
-    const fernet = this.#o.sessions.get(netid);
-    if (fernet === undefined) {
+    const keys = this.#o.sessions.get(netid);
+    if (keys === undefined) {
       const note = this.#o.keyExchangeQueued(netid) ? " (its key exchange is still queued)" : "";
       this.#o.drop("session", `${action} request for ${who} dropped: no session${note}`);
       return undefined;
@@ -160,7 +162,7 @@ export class ActionRequests {
       this.#o.drop(ticket, `${action} request for ${who} dropped: ${held}`);
       return undefined;
     }
-    return { fernet, ticket };
+    return { keys, ticket };
   }
 
   /** Answers an admitted request; resolves once the answer is done with, however it ended. */
@@ -168,24 +170,26 @@ export class ActionRequests {
     netid: string,
     who: string,
     action: Action,
-    fernet: Fernet,
+    keys: SessionKeys,
     token: Uint8Array,
     ticket: Ticket,
   ): Promise<void> {
     const started = performance.now();
-    let plain: Uint8Array;
+    let opened: OpenedRequest;
     try {
-      plain = await fernet.decrypt(token);
+      // Under the key its topic binds it to, or the lab key: the answer goes under its kind.
+      opened = await keys.open(action, token);
     } catch (error) {
       if (!(error instanceof InvalidToken)) throw error;
       return this.#o.drop("token", `${action} request for ${who} dropped: invalid token`);
     }
+    const { plain, answerWith, bound } = opened;
     const text = plain.length > MAX_MESSAGE_BYTES ? undefined : decodeUtf8(plain);
     if (text === undefined) {
       const why = plain.length > MAX_MESSAGE_BYTES ? "over the size limit" : "not UTF-8";
       return this.#o.drop("text", `${action} request for ${who} dropped: the message is ${why}`);
     }
-    const answer = await fernet.encrypt(applyAction(action, text));
+    const answer = await answerWith.encrypt(applyAction(action, text));
     this.#budget.resize(ticket, token.length + answer.length);
     if (this.#closed) return;
     const { promise: done, resolve } = Promise.withResolvers<void>();
@@ -195,7 +199,8 @@ export class ActionRequests {
     this.#o.lines.line(
       "info",
       "answer",
-      `answered ${who}/${action} (${plain.length} bytes) in ${ms(performance.now() - started)}`,
+      `answered ${who}/${action} (${plain.length} bytes${bound ? ", bound tokens" : ""}) in ` +
+        ms(performance.now() - started),
     );
     await done;
   }

@@ -14,7 +14,7 @@
  * This module is the lifecycle and the wiring; each part is a module of its own:
  * ./limits.ts (the limits and their check), ./connection.ts (the broker connection),
  * ./key_exchanges.ts (the key-exchange worker), ./requests.ts (action requests),
- * ./session_cache.ts (the sessions).
+ * ./session_cache.ts (the sessions), ./session_keys.ts (a session's keys).
  *
  * @module
  */
@@ -22,7 +22,6 @@
 import type { IPublishPacket } from "mqtt";
 import type { Identity } from "../auth/identity.ts";
 import type { DhGroup } from "../crypto/dh.ts";
-import type { Fernet } from "../crypto/fernet.ts";
 import { type Logger, printable, RateLimitedLog, silentLogger } from "../log.ts";
 import type { BrokerOptions } from "../mqtt.ts";
 import { isAction } from "../protocol/actions.ts";
@@ -32,6 +31,7 @@ import { KeyExchanges } from "./key_exchanges.ts";
 import { checkLimits, DEFAULT_LIMITS, type ResponderLimits } from "./limits.ts";
 import { ActionRequests } from "./requests.ts";
 import { SessionCache } from "./session_cache.ts";
+import type { SessionKeys } from "./session_keys.ts";
 
 // The limits are part of the options: a caller finds them here, beside Responder.
 export { DEFAULT_LIMITS, type ResponderLimits } from "./limits.ts";
@@ -105,7 +105,7 @@ export class Responder implements AsyncDisposable {
   readonly #limits: ResponderLimits;
   readonly #log: Logger;
   readonly #lines: RateLimitedLog;
-  readonly #sessions: SessionCache<Fernet>;
+  readonly #sessions: SessionCache<SessionKeys>;
   readonly #connection: BrokerConnection;
   readonly #keyExchanges: KeyExchanges;
   readonly #requests: ActionRequests;

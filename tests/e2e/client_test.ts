@@ -375,7 +375,7 @@ for (const mode of ACCEPTED_MODES) {
     async fn() {
       await using identity = await pythonIdentity();
       await using broker = await startMosquitto();
-      await using _responder = await startPythonResponder(broker, mode, [
+      await using responder = await startPythonResponder(broker, mode, [
         ...["--identity", identity.file, "--netid", "trusting"],
       ]);
       const run = await client(broker, [
@@ -386,9 +386,14 @@ for (const mode of ACCEPTED_MODES) {
       assert.equal(run.stdout, "dengis\n");
       assert.match(run.stderr, /SUBACK/);
       assert.ok(
-        run.stderr.includes(`key exchange answered; authenticated by ${identity.fingerprint}`),
+        run.stderr.includes(
+          `key exchange answered; authenticated by ${identity.fingerprint}, tokens bound to ` +
+            "trusting/reverse",
+        ),
         run.stderr,
       );
+      // The Python peer opened our request under the bound key, and answered under its own.
+      await responder.waitForLine(/^answered trusting\/reverse \(bound\)$/, { stream: "stdout" });
     },
   });
 }
@@ -478,11 +483,15 @@ Deno.test({
     await using identity = await pythonIdentity();
     await using broker = await startMosquitto();
     for (const mode of ["normal", "no-signature", "corrupt-signature"]) {
-      await using _responder = await startPythonResponder(broker, mode, [
+      await using responder = await startPythonResponder(broker, mode, [
         ...["--identity", identity.file],
       ]);
       const run = await client(broker, [`compat-${mode}`, "uppercase", "unsigned is fine"]);
       assertAnswer(run, "UNSIGNED IS FINE");
+      // Tokens under the lab key, as the lab says: bound tokens come only with --trust.
+      await responder.waitForLine(new RegExp(`^answered compat-${mode}/uppercase \\(lab\\)$`), {
+        stream: "stdout",
+      });
     }
   },
 });
@@ -502,5 +511,28 @@ Deno.test({
     ]);
     // The key is refused and counted; the signature over it cannot make it acceptable.
     assertOneErrorLine(run, /1 key exchange response refused \(peer public key is out of range/);
+  },
+});
+
+Deno.test({
+  name: "--trust: an answer under the lab key after a signed exchange is refused and counted",
+  ignore,
+  async fn() {
+    // The session's own lab key, which whoever holds Z can make: after a signed exchange only
+    // K(response, netid, action) is an answer.
+    await using identity = await pythonIdentity();
+    await using broker = await startMosquitto();
+    await using responder = await startPythonResponder(broker, "lab-answer", [
+      ...["--identity", identity.file, "--netid", "old"],
+    ]);
+    const run = await client(broker, [
+      ...["--timeout", "1.5", "--trust", identity.fingerprint],
+      ...["old", "uppercase", "bound"],
+    ]);
+    assertOneErrorLine(
+      run,
+      /^secure_mqtt_client: error: no answer on old\/uppercase\/response within 1\.5 s; 1 response on it failed authentication \(another client using this netid at the same time\?\)$/,
+    );
+    assert.match(responder.stdoutText(), /^answered old\/uppercase under the lab key, unopened$/m);
   },
 });

@@ -257,10 +257,13 @@ Deno.test({
       assert.equal(trusted.stdout, "cba\n");
       assert.match(trusted.stderr, new RegExp(`authenticated by ${fingerprint}`));
       await responder.waitForLine(/session for signed ready \(signed\)/);
-      // A lab client, which knows nothing of the extension, notices nothing.
+      // Its request opened under the bound key, and the answer went under the response's.
+      await responder.waitForLine(/answered signed\/reverse \(3 bytes, bound tokens\) in /);
+      // A lab client, which knows nothing of the extension, notices nothing: the lab key.
       const lab = await runPythonClient(broker, ["lab", "uppercase", "abc"]);
       assert.equal(lab.code, 0, lab.stderr);
       assert.equal(lab.stdout, "ABC\n");
+      await responder.waitForLine(/answered lab\/uppercase \(3 bytes\) in /);
       // A client that trusts another identity refuses this responder.
       const other = (await Identity.generate()).identity.fingerprint;
       const refused = await runPythonClient(broker, [

@@ -1,13 +1,17 @@
 """The authenticated key exchange of docs/protocol.md (version 1) on pyca/cryptography's Ed25519.
 
 Written from the specification alone, independently of our TypeScript, so that the two can be
-tested against each other: identity fingerprints, the transcript, the step 2b payload and a
-strict verifier.
+tested against each other: identity fingerprints, the transcript, the step 2b payload, a strict
+verifier, and the bound token keys used after an authenticated exchange.
 
 usage: auth.py keygen             a new PKCS#8 PEM Ed25519 private key on stdout, its
                                   fingerprint on stderr
        auth.py fingerprint FILE   the fingerprint of a PKCS#8 PEM private key (or of a
                                   public key PEM)
+       auth.py token-key Z_HEX DIRECTION NETID ACTION
+                                  the bound token key (hex) for the shared secret Z
+       auth.py token-key Z_HEX lab
+                                  the lab protocol's Fernet key (hex), for comparison
 """
 import base64
 import binascii
@@ -18,8 +22,10 @@ import struct
 import sys
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
+from cryptography.fernet import Fernet
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 VERSION = 1
 TRANSCRIPT_LABEL = b"secure_mqtt key exchange v1"
@@ -27,6 +33,8 @@ TRANSCRIPT_LABEL = b"secure_mqtt key exchange v1"
 ED25519_SPKI_PREFIX = bytes.fromhex("302a300506032b6570032100")
 ED25519_SPKI_LENGTH = 44
 SIGNATURE_LENGTH = 64
+TOKEN_LABEL = b"secure_mqtt token v1"
+DIRECTIONS = ("request", "response")
 
 _FINGERPRINT = re.compile(r"sha256:([0-9a-f]{64})", re.IGNORECASE)
 _PEM = re.compile(rb"-----BEGIN ([^\r\n-]*)-----\r?\n(.*?)-----END \1-----", re.DOTALL)
@@ -253,6 +261,24 @@ def check_payload(payload, netid, a_der, b_der, trusted=None):
     return "ok", fp
 
 
+def token_key(shared, direction, netid, action):
+    """The 32-byte key of a bound token: HKDF-SHA256 of the shared secret Z (512 bytes), salt
+    one zero byte, info "secure_mqtt token v1" 0x00 DIRECTION 0x00 NETID 0x00 ACTION."""
+    if direction not in DIRECTIONS:
+        raise ValueError("direction must be request or response")
+    levels = [netid, action]
+    if any("\x00" in level for level in levels):
+        raise ValueError("a netid or action cannot hold NUL")
+    info = b"\x00".join([TOKEN_LABEL, direction.encode("ascii")] +
+                         [level.encode("utf-8") for level in levels])
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=b"\x00", info=info).derive(shared)
+
+
+def token_fernet(shared, direction, netid, action):
+    """The Fernet of tokens bound to this direction, netid and action."""
+    return Fernet(base64.urlsafe_b64encode(token_key(shared, direction, netid, action)))
+
+
 def _die(message, code=1):
     print("auth.py: %s" % message, file=sys.stderr)
     return code
@@ -285,7 +311,25 @@ def main(argv):
                 return _die("%s: %s" % (argv[1], e))
         print(fingerprint(key))
         return 0
-    return _die("usage: auth.py keygen | auth.py fingerprint FILE", 2)
+    if len(argv) in (3, 5) and argv[0] == "token-key":
+        try:
+            shared = bytes.fromhex(argv[1])
+        except ValueError:
+            return _die("Z must be hex", 2)
+        if argv[2:] == ["lab"]:
+            key = HKDF(algorithm=hashes.SHA256(), length=32, salt=b"\x00",
+                       info=b"\x00").derive(shared)
+        elif len(argv) == 5:
+            try:
+                key = token_key(shared, *argv[2:])
+            except ValueError as e:
+                return _die(str(e), 2)
+        else:
+            return _die("usage: auth.py token-key Z_HEX lab", 2)
+        print(key.hex())
+        return 0
+    return _die("usage: auth.py keygen | auth.py fingerprint FILE | "
+                "auth.py token-key Z_HEX (DIRECTION NETID ACTION | lab)", 2)
 
 
 if __name__ == "__main__":

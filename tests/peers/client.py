@@ -12,7 +12,9 @@ key, and prints "zero-lead after N exchanges" on stderr. --count N repeats the r
 --trust makes it a client of the authenticated key exchange (auth.py): it sends its request
 only for a key exchange response signed (step 2b) by one of these identities, prints
 "authenticated by SHA256:..." on stderr, and otherwise fails at the deadline with one line that
-names the trusted fingerprints and counts what it saw instead.
+names the trusted fingerprints and counts what it saw instead. After such an exchange its
+tokens are bound (auth.token_key): the request under K(request, NETID, ACTION), and the answer
+taken only under K(response, NETID, ACTION); any other token on the answer topic is counted.
 """
 import argparse
 import queue
@@ -165,9 +167,9 @@ def run_trusted(args, params, client, inbox, subscribed, state, topics):
     session = TrustedSession(args.netid, auth.pem_der(ours), args.trust)
     state["requested"] = True
     client.publish("%s/key-exchange/request" % args.netid, ours, qos=1)
-    fernet = None
+    shared = None
     signer = None
-    while fernet is None:
+    while shared is None:
         got = next_until(inbox, deadline)
         if got is None:
             raise AuthFailed(session.failure(args.timeout, state["retained"]))
@@ -181,12 +183,16 @@ def run_trusted(args, params, client, inbox, subscribed, state, topics):
         if won is None:
             continue
         try:
-            fernet = lab.fernet_from(priv, won[0])[0]
+            shared = lab.fernet_from(priv, won[0])[1]
             signer = won[1]
         except Exception as e:  # signed, yet not a key of our group: not a session
             session.count("unusable", type(e).__name__)
+    # Bound tokens: our request opens only as a request for this netid and action, and only a
+    # token made as its answer opens as one (a copy of our request does not).
+    request_fernet = auth.token_fernet(shared, "request", args.netid, args.action)
+    response_fernet = auth.token_fernet(shared, "response", args.netid, args.action)
     client.publish("%s/%s/request" % (args.netid, args.action),
-                   fernet.encrypt(args.message.encode("utf-8")), qos=1)
+                   request_fernet.encrypt(args.message.encode("utf-8")), qos=1)
     forged = 0
     while True:
         got = next_until(inbox, deadline)
@@ -197,8 +203,8 @@ def run_trusted(args, params, client, inbox, subscribed, state, topics):
         if topic != answer_topic:
             continue
         try:
-            answer = fernet.decrypt(payload).decode("utf-8")
-        except Exception:  # another client's answer, or a forgery: not ours
+            answer = response_fernet.decrypt(payload).decode("utf-8")
+        except Exception:  # another client's answer, a forgery, a copy of a request: not ours
             forged += 1
             continue
         print(answer)

@@ -4,7 +4,9 @@ usage: responder.py --port PORT [--host HOST] [--mode MODE] [--netid NETID] [--i
 
 Prints "ready" on stdout once its subscriptions are acknowledged, then one line per event.
 With --identity (a PKCS#8 PEM Ed25519 key) it signs every key exchange it answers: step 2b of
-the authenticated key exchange (auth.py), right after step 2, QoS 1, not retained.
+the authenticated key exchange (auth.py), right after step 2, QoS 1, not retained; and it takes
+a request under the bound key K(request, netid, action) first, answering it under
+K(response, netid, action), and otherwise under the lab key, answering under the lab key.
 Modes (all but "normal" misbehave on purpose, to test the client):
   normal          answer every request correctly
   garbage-key     answer the key exchange with text that is not a PEM key
@@ -37,6 +39,9 @@ Modes of the authenticated key exchange (each needs --identity):
                         untrusted and non-covering ones
   junk-only             the same burst, and no valid step 2b
   version-2             a correct signature, but "version": 2
+  lab-answer            sign as usual, then answer each request under the lab key without
+                        opening it (the text "LAB"): a token of the session under the key a
+                        --trust client must not take
 """
 import argparse
 import base64
@@ -45,6 +50,7 @@ import random
 import secrets
 import sys
 
+from cryptography.fernet import InvalidToken
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dh
 
@@ -63,6 +69,7 @@ AUTH_MODES = {
     "junk-signatures",
     "junk-only",
     "version-2",
+    "lab-answer",
 }
 # Modes that publish no valid live step 2b by the --identity key.
 UNSIGNED_MODES = {"no-signature", "retained-signature", "junk-only"}
@@ -118,7 +125,8 @@ def zero_lead_session(params, client_pem):
     while z >> (8 * 511) != 0:
         b += 1
         z = z * a % p
-    return pem_with_y(params, pow(g, b, p)), lab.fernet_from_shared(z.to_bytes(512, "big"))
+    shared = z.to_bytes(512, "big")
+    return pem_with_y(params, pow(g, b, p)), (lab.fernet_from_shared(shared), shared)
 
 
 def junk_payloads(identity, netid, a_der, b_der):
@@ -310,7 +318,7 @@ def main():
                             if encodings_differ(identity, netid, a_der, b_der):
                                 break
                             priv = params.generate_private_key()
-                    sessions[netid] = lab.fernet_from(priv, msg.payload)[0]
+                    sessions[netid] = lab.fernet_from(priv, msg.payload)
             except Exception as e:  # a bad client key: log and drop
                 say("bad key from %s: %s" % (netid, type(e).__name__))
                 return
@@ -345,11 +353,15 @@ def main():
             if publish_signature is not None:
                 publish_signature()
             return
-        f = sessions.get(netid)
-        if f is None or mode == "silent-action":
+        session = sessions.get(netid)
+        if session is None or mode == "silent-action":
+            return
+        if mode == "lab-answer":
+            c.publish("%s/%s/response" % (netid, action), session[0].encrypt(b"LAB"), qos=1)
+            say("answered %s/%s under the lab key, unopened" % (netid, action))
             return
         try:
-            text = f.decrypt(msg.payload).decode("utf-8")
+            f, text, how = open_request(session, netid, action, msg.payload)
         except Exception as e:
             say("bad request from %s: %s" % (netid, type(e).__name__))
             return
@@ -366,7 +378,24 @@ def main():
             from cryptography.fernet import Fernet
             c.publish(topic, Fernet(Fernet.generate_key()).encrypt(b"FORGED"), qos=1)
         c.publish(topic, token, qos=1)
-        say("answered %s/%s" % (netid, action))
+        say("answered %s/%s (%s)" % (netid, action, how))
+
+    def open_request(session, netid, action, token):
+        """(the Fernet to answer with, the text, "bound" or "lab") of a request token.
+
+        With an identity the exchange was signed, so the client may bind its tokens: the bound
+        request key first, then the lab key. Raises when neither opens it.
+        """
+        fernet, shared = session
+        if identity is not None:
+            bound = auth.token_fernet(shared, "request", netid, action)
+            try:
+                text = bound.decrypt(token).decode("utf-8")
+            except InvalidToken:
+                pass
+            else:
+                return auth.token_fernet(shared, "response", netid, action), text, "bound"
+        return fernet, fernet.decrypt(token).decode("utf-8"), "lab"
 
     client.on_connect = on_connect
     client.on_subscribe = on_subscribe

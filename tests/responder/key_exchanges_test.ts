@@ -21,6 +21,7 @@ import {
   SessionSecret,
 } from "../../lib/protocol/key_agreement.ts";
 import { KeyExchanges } from "../../lib/responder/key_exchanges.ts";
+import type { SessionKeys } from "../../lib/responder/session_keys.ts";
 
 const group = loadLabGroup();
 const encode = (text: string) => new TextEncoder().encode(text);
@@ -35,7 +36,7 @@ function worker(
     onPublish?: (record: (event: string) => void) => void;
   } = {},
 ) {
-  const sessions = new Map<string, Fernet>();
+  const sessions = new Map<string, SessionKeys>();
   const events: string[] = [];
   const published: { topic: string; payload: string; sessionStored: boolean }[] = [];
   const drops: [string, string][] = [];
@@ -102,13 +103,16 @@ Deno.test("a key exchange: the session is stored, then our key published; both s
   // The client's side of the exchange reaches the same key as the stored session.
   const ours = await clientFernet(client.pair, published[0].payload);
   const token = await ours.encrypt("same key");
-  assert.equal(decode(await sessions.get("alice")!.decrypt(token)), "same key");
+  const opened = await sessions.get("alice")!.open("uppercase", encode(token));
+  assert.equal(decode(opened.plain), "same key");
+  // Unsigned, the session knows nothing but the lab key: no client binds its tokens.
+  assert.equal(sessions.get("alice")!.authenticated, false);
   assert.match(lines.at(-1)!, /^session for alice ready in \d+\.\d ms \(queued \d+\.\d ms\)$/);
 });
 
 Deno.test("with an identity, step 2b follows step 2, and a client that trusts it accepts", async () => {
   const { identity } = await Identity.generate();
-  const { exchanges, published, lines, until } = worker({ identity });
+  const { exchanges, published, sessions, lines, until } = worker({ identity });
   const client = clientKey();
   exchanges.offer("bob", encode(client.pem));
   await until(2);
@@ -127,6 +131,16 @@ Deno.test("with an identity, step 2b follows step 2, and a client that trusts it
   const verified = await verifier.offerSignature(encode(published[1].payload));
   assert.equal(verified?.signedBy, identity.fingerprint);
   assert.match(lines.at(-1)!, /^session for bob ready \(signed\) in /);
+  // Signed, the session opens the trusting client's bound tokens, and a lab client's.
+  const keys = sessions.get("bob")!;
+  assert.equal(keys.authenticated, true);
+  const secret = SessionSecret.agree(group, client.pair, verified!.y);
+  const binding = { netid: "bob", action: "reverse" } as const;
+  const request = await secret.boundFernet({ direction: "request", ...binding });
+  const bound = await keys.open("reverse", encode(await request.encrypt("bound")));
+  assert.deepEqual([decode(bound.plain), bound.bound], ["bound", true]);
+  const lab = await keys.open("reverse", encode(await (await secret.labFernet()).encrypt("lab")));
+  assert.deepEqual([decode(lab.plain), lab.bound], ["lab", false]);
 });
 
 Deno.test("a bad key is dropped on arrival, and never queued", () => {

@@ -6,11 +6,14 @@
  */
 
 import assert from "node:assert/strict";
-import { Fernet } from "../../lib/crypto/fernet.ts";
+import { Fernet, InvalidToken } from "../../lib/crypto/fernet.ts";
 import { type Logger, RateLimitedLog } from "../../lib/log.ts";
 import { MAX_MESSAGE_BYTES, MAX_PAYLOAD_BYTES } from "../../lib/protocol/limits.ts";
 import type { InFlightLimits } from "../../lib/responder/in_flight.ts";
+import { generateKeyPair } from "../../lib/crypto/dh.ts";
+import { loadLabGroup, SessionSecret } from "../../lib/protocol/key_agreement.ts";
 import { ActionRequests } from "../../lib/responder/requests.ts";
+import { SessionKeys } from "../../lib/responder/session_keys.ts";
 
 const encode = (text: string) => new TextEncoder().encode(text);
 const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
@@ -21,7 +24,20 @@ interface Published {
   done: () => void;
 }
 
-/** An ActionRequests with sessions for alice, bob and dave, and all it does recorded. */
+const group = loadLabGroup();
+/** Both ends of one exchange: what the client agreed, and the responder's side of it. */
+const ends = (() => {
+  const client = generateKeyPair(group), responder = generateKeyPair(group);
+  return {
+    client: SessionSecret.agree(group, client, responder.publicKey),
+    responder: SessionSecret.agree(group, responder, client.publicKey),
+  };
+})();
+
+/**
+ * An ActionRequests with lab sessions for alice, bob and dave, a signed one for erin (whose
+ * client's side is `ends.client`), and all it does recorded.
+ */
 async function desk(
   options: {
     inFlight?: Partial<InFlightLimits>;
@@ -30,7 +46,9 @@ async function desk(
   } = {},
 ) {
   const fernet = await Fernet.create(crypto.getRandomValues(new Uint8Array(32)));
-  const sessions = new Map([["alice", fernet], ["bob", fernet], ["dave", fernet]]);
+  const lab = SessionKeys.lab(fernet);
+  const sessions = new Map([["alice", lab], ["bob", lab], ["dave", lab]]);
+  sessions.set("erin", SessionKeys.authenticated("erin", ends.responder));
   const drops: [string, string][] = [];
   const lines: string[] = [];
   const published: Published[] = [];
@@ -213,4 +231,50 @@ Deno.test("a publish lost at once (not connected) releases the ticket at once", 
   await requests.settled();
   assert.equal(requests.inFlight, 0);
   assert.equal(requests.answered, 3);
+});
+
+Deno.test("a signed session: bound requests answered bound, lab ones under the lab key", async () => {
+  const { requests, nextPublish, lines } = await desk();
+  const bound = (direction: "request" | "response", action: string, netid = "erin") =>
+    ends.client.boundFernet({ direction, netid, action });
+
+  requests.handle(
+    "erin",
+    "uppercase",
+    encode(await (await bound("request", "uppercase")).encrypt("hi")),
+  );
+  const answer = await nextPublish();
+  assert.equal(answer.topic, "erin/uppercase/response");
+  assert.equal(decode(await (await bound("response", "uppercase")).decrypt(answer.payload)), "HI");
+  // Under its own key only: not the lab key, and not the request's.
+  const lab = await ends.client.labFernet();
+  await assert.rejects(lab.decrypt(answer.payload), InvalidToken);
+  await assert.rejects((await bound("request", "uppercase")).decrypt(answer.payload), InvalidToken);
+  assert.match(lines.at(-1)!, /^answered erin\/uppercase \(2 bytes, bound tokens\) in /);
+
+  // A lab client of the same session (it did not check the signature): the lab key both ways.
+  requests.handle("erin", "reverse", encode(await lab.encrypt("abc")));
+  const labAnswer = await nextPublish();
+  assert.equal(decode(await lab.decrypt(labAnswer.payload)), "cba");
+  assert.match(lines.at(-1)!, /^answered erin\/reverse \(3 bytes\) in /);
+});
+
+Deno.test("a signed session drops a bound token moved to another action, direction or netid", async () => {
+  const { requests, drops, published } = await desk();
+  const bound = (direction: "request" | "response", netid: string, action: string) =>
+    ends.client.boundFernet({ direction, netid, action });
+  const moved = [
+    await bound("request", "erin", "uppercase"), // moved from uppercase to reverse
+    await bound("response", "erin", "reverse"), // an answer sent back as a request
+    await bound("request", "mallory", "reverse"), // bound to another netid
+  ];
+  for (const fernet of moved) {
+    requests.handle("erin", "reverse", encode(await fernet.encrypt("transfer 100 to bob")));
+  }
+  await requests.settled();
+  assert.deepEqual(
+    drops,
+    moved.map(() => ["token", "reverse request for erin dropped: invalid token"]),
+  );
+  assert.deepEqual(published, []);
 });
