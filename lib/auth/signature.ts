@@ -126,12 +126,21 @@ function base64Member(message: Record<string, unknown>, name: string): Uint8Arra
   }
 }
 
+/** What a step 2b payload says, read but not yet checked against anything. */
+export interface SignatureMessage {
+  /** The signer's Ed25519 public key, DER SubjectPublicKeyInfo (44 bytes). */
+  identity: Uint8Array;
+  /** The 64-byte Ed25519 signature. */
+  signature: Uint8Array;
+}
+
 /**
- * Parses a step 2b payload strictly (size, UTF-8, JSON object, version 1, canonical base64, an
- * Ed25519 SPKI, a 64-byte signature; unknown members ignored). Throws
+ * Reads a step 2b payload strictly (size, UTF-8, JSON object, version 1, canonical base64, an
+ * Ed25519 SPKI, a 64-byte signature; unknown members ignored), synchronously and without any
+ * cryptography: the cheap checks, for a caller that must bound its work per message. Throws
  * {@linkcode SignatureMessageError}.
  */
-export async function parseSignatureMessage(payload: Uint8Array): Promise<KeyExchangeSignature> {
+export function readSignatureMessage(payload: Uint8Array): SignatureMessage {
   if (payload.length > MAX_MESSAGE_BYTES) {
     throw malformed(`larger than ${MAX_MESSAGE_BYTES} bytes`);
   }
@@ -158,6 +167,15 @@ export async function parseSignatureMessage(payload: Uint8Array): Promise<KeyExc
   if (signature.length !== SIGNATURE_BYTES) {
     throw malformed(`"signature" is not ${SIGNATURE_BYTES} bytes`);
   }
+  return { identity, signature };
+}
+
+/**
+ * Parses a step 2b payload strictly, as {@linkcode readSignatureMessage} reads it, and names
+ * its signer. Throws {@linkcode SignatureMessageError}.
+ */
+export async function parseSignatureMessage(payload: Uint8Array): Promise<KeyExchangeSignature> {
+  const { identity, signature } = readSignatureMessage(payload);
   // verify works on copies, so a caller that edits the exposed arrays cannot change its answer.
   const spki = identity.slice();
   const sig = signature.slice();

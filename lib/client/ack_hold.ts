@@ -37,6 +37,7 @@ export class AckHold implements Disposable {
   readonly #topics: ReadonlySet<string>;
   #armed = false;
   #held: (() => void) | undefined;
+  #heldPayload: Uint8Array | undefined;
   #onData: (() => void) | undefined;
 
   /**
@@ -54,10 +55,17 @@ export class AckHold implements Disposable {
     this.#armed = true;
   }
 
-  /** Sends the held PUBACK now, if any; still armed. */
-  release(): void {
+  /**
+   * Sends the held PUBACK now, if any; still armed. Given the payload of a delivery the
+   * session has just taken, only if that is the held one: one held behind QoS 0 deliveries
+   * that queued before it is still to be taken, and releasing it would let MQTT.js pour more
+   * of them in, past it (a QoS 0 flood would push it out of the Inbox unread).
+   */
+  release(taken?: Uint8Array): void {
+    if (taken !== undefined && taken !== this.#heldPayload) return;
     const done = this.#held;
     this.#held = undefined;
+    this.#heldPayload = undefined;
     if (this.#onData) this.#client.stream.off("data", this.#onData);
     this.#onData = undefined;
     done?.();
@@ -88,6 +96,7 @@ export class AckHold implements Disposable {
   #offer(packet: IPublishPacket, done: () => void): void {
     if (this.#armed && packet.qos === 1 && !packet.retain && this.#topics.has(packet.topic)) {
       this.#held = done;
+      this.#heldPayload = packet.payload as Uint8Array;
       return;
     }
     done();

@@ -176,7 +176,9 @@ function checkOptions(options: ClientOptions): void {
 /**
  * One run of the exchange. Its parts: the {@linkcode Deadline} every wait races, the
  * {@linkcode Inbox} MQTT.js delivers into, the {@linkcode AckHold} on the key exchange topics,
- * and the lost connection, which also ends every wait.
+ * and the lost connection, which also ends every wait (a signal the deadline races, so that
+ * the many waits of a flooded session leave nothing behind on a promise that lives as long as
+ * the session).
  */
 class Session {
   readonly #o: ClientOptions;
@@ -189,14 +191,18 @@ class Session {
   readonly #mqtt: MqttClient;
   readonly #ackHold: AckHold;
   readonly #clientId: string;
-  readonly #lost: Promise<never>;
+  /** Aborted, with the ClientError that says why, when the connection is lost. */
+  readonly #lost = new AbortController();
   #connected = false;
 
   constructor(options: ClientOptions) {
     this.#o = options;
     this.#log = options.logger ?? silentLogger;
     this.#where = brokerLabel(options.broker);
-    this.#deadline = new Deadline(options.timeoutMs, options.signal);
+    this.#deadline = new Deadline(
+      options.timeoutMs,
+      options.signal ? AbortSignal.any([options.signal, this.#lost.signal]) : this.#lost.signal,
+    );
     const { netid, action } = options;
     this.#topics = {
       key: responseTopic(netid, KEY_EXCHANGE),
@@ -216,7 +222,7 @@ class Session {
       this.#inbox.put(topic, payload, packet.retain);
     });
     this.#ackHold = new AckHold(this.#mqtt, [this.#topics.key, this.#topics.signature]);
-    this.#lost = this.#whenLost();
+    this.#watchConnection();
   }
 
   async run(): Promise<string> {
@@ -350,7 +356,8 @@ class Session {
       if (match) {
         return match;
       }
-      this.#ackHold.release(); // not this one: let the next message in
+      // Not this one: if it is the one held, let the next message in.
+      this.#ackHold.release(message.payload);
     }
   }
 
@@ -379,38 +386,40 @@ class Session {
     }
   }
 
-  /** `p`, unless the deadline passes (then the error `onTimeout` makes) or we are cut off. */
+  /**
+   * `p`, unless the deadline passes (then the error `onTimeout` makes) or we are cut off. Every
+   * wait of the session comes here, so the deadline is checked before each delivery is taken.
+   */
   #within<T>(p: Promise<T>, onTimeout: () => string | ClientError): Promise<T> {
-    return this.#deadline.race([p, this.#lost], (reason) => {
+    return this.#deadline.race([p], (reason) => {
       const failure = onTimeout();
       return typeof failure === "string" ? new ClientError(failure, { cause: reason }) : failure;
     });
   }
 
-  #whenLost(): Promise<never> {
-    const lost = new Promise<never>((_, reject) => {
-      let problem: unknown;
-      this.#mqtt.on("error", (error) => problem ??= error);
-      this.#mqtt.on("close", () => {
-        if (!this.#connected) return; // connected() reports a failed connect
-        if (problem !== undefined) {
-          const reason = toBrokerError(problem, this.#o.broker).message;
-          return reject(new ClientError(`connection to ${this.#where} lost: ${reason}`));
-        }
-        // MQTT 3.1.1 gives a closed connection no reason. A broker that takes a new connection
-        // with our client ID closes ours this way (§3.1.4), and that, the same netid run twice
-        // at once, is the likeliest cause while the broker itself stays up.
-        reject(
-          new ClientError(
-            `the broker at ${this.#where} closed the connection: most likely another client ` +
-              `connected with the client ID '${this.#clientId}' (the same NetID run twice at ` +
-              "once? -i gives this run another client ID), or the broker stopped",
-          ),
-        );
-      });
+  #watchConnection(): void {
+    let problem: unknown;
+    const lost = (error: ClientError) => {
+      if (!this.#lost.signal.aborted) this.#lost.abort(error);
+    };
+    this.#mqtt.on("error", (error) => problem ??= error);
+    this.#mqtt.on("close", () => {
+      if (!this.#connected) return; // connected() reports a failed connect
+      if (problem !== undefined) {
+        const reason = toBrokerError(problem, this.#o.broker).message;
+        return lost(new ClientError(`connection to ${this.#where} lost: ${reason}`));
+      }
+      // MQTT 3.1.1 gives a closed connection no reason. A broker that takes a new connection
+      // with our client ID closes ours this way (§3.1.4), and that, the same netid run twice
+      // at once, is the likeliest cause while the broker itself stays up.
+      lost(
+        new ClientError(
+          `the broker at ${this.#where} closed the connection: most likely another client ` +
+            `connected with the client ID '${this.#clientId}' (the same NetID run twice at ` +
+            "once? -i gives this run another client ID), or the broker stopped",
+        ),
+      );
     });
-    lost.catch(() => {});
-    return lost;
   }
 
   async #subscribe(topics: string[]): Promise<void> {

@@ -2,7 +2,8 @@
  * lib/auth/verifier.ts: the client's pairing of key exchange responses (step 2) with
  * signatures (step 2b), with real keys: Ed25519 identities and signatures from lib/auth/identity.ts
  * and lib/auth/signature.ts, DH keys of the lab group. Either order, substitutions, strangers, junk, what
- * the summary says when nothing verified, and memory that stays bounded under a flood.
+ * the summary says when nothing verified, memory that stays bounded under a flood, and the work
+ * a flood costs (Web Crypto's verify and digest counted as they are called).
  */
 
 import assert from "node:assert/strict";
@@ -16,7 +17,7 @@ import {
 } from "../../lib/crypto/dh.ts";
 import { pemEncode } from "../../lib/crypto/pem.ts";
 import { Identity } from "../../lib/auth/identity.ts";
-import { KeyExchangeVerifier } from "../../lib/auth/verifier.ts";
+import { KEPT, KeyExchangeVerifier, REMEMBERED } from "../../lib/auth/verifier.ts";
 import { loadLabGroup } from "../../lib/protocol/key_agreement.ts";
 
 /** A text as the UTF-8 bytes that travel. */
@@ -138,7 +139,11 @@ Deno.test("a signature by an identity we do not trust is not taken", async () =>
   assert.equal(await verifier.offerSignature(payload), undefined);
   assert.equal(await verifier.offerSignature(payload), undefined);
   assert.equal(verifier.sawOtherExchangeSigned(), false);
-  assert.equal(verifier.summary(), `2 signatures by other identities (${stranger.fingerprint}…)`);
+  // The second is the first again: a repeat, counted as such, its signer not named again.
+  assert.equal(
+    verifier.summary(),
+    `1 signature by other identities (${stranger.fingerprint}…); 1 repeated message ignored`,
+  );
 });
 
 Deno.test("any of several trusted identities will do", async () => {
@@ -258,4 +263,115 @@ Deno.test("memory stays bounded under a flood of keys and signatures", async () 
   const [held] = signatures.summary().match(/^\d+/) ?? [];
   assert.ok(Number(held) < FLOOD, signatures.summary());
   assert.ok(await signatures.offerKey(strangerKey(1000 + FLOOD - 1).payload));
+});
+
+/** Counts the calls of `crypto.subtle[name]` while `fn` runs; the real method does the work. */
+async function counting<T>(name: "verify" | "digest", fn: () => Promise<T>) {
+  const subtle = crypto.subtle as unknown as Record<string, (...args: unknown[]) => unknown>;
+  const original = subtle[name];
+  let calls = 0;
+  subtle[name] = function (this: unknown, ...args: unknown[]) {
+    calls++;
+    return original.apply(this, args);
+  };
+  try {
+    return { result: await fn(), calls: () => calls };
+  } finally {
+    subtle[name] = original;
+  }
+}
+
+/** The flood of the issue: valid fake keys, and genuine signatures over other exchanges. */
+async function recordedFlood(x: Awaited<ReturnType<typeof exchange>>, keys = 8, signatures = 16) {
+  return {
+    keys: Array.from({ length: keys }, (_, i) => strangerKey(5000 + i).payload),
+    signatures: await Promise.all(
+      Array.from({ length: signatures }, async (_, i) => {
+        const oldA = strangerKey(9000 + i).der;
+        const oldB = strangerKey(9500 + i).der;
+        return bytes(await signKeyExchange(x.identity, NETID, oldA, oldB));
+      }),
+    ),
+  };
+}
+
+Deno.test("a flood of repeats: each pair is verified once, and a repeat costs no crypto", async () => {
+  const x = await exchange();
+  const flood = await recordedFlood(x);
+  const verifier = x.verifier();
+  const ROUNDS = 200;
+  const { calls } = await counting("verify", async () => {
+    for (let round = 0; round < ROUNDS; round++) {
+      for (let i = 0; i < flood.signatures.length; i++) {
+        assert.equal(await verifier.offerKey(flood.keys[i % flood.keys.length]), undefined);
+        assert.equal(await verifier.offerSignature(flood.signatures[i]), undefined);
+      }
+    }
+  });
+  // 8 keys and 16 signatures make 128 pairs; 6,400 messages, nothing verified twice.
+  assert.equal(calls(), flood.keys.length * flood.signatures.length);
+  const repeats = ROUNDS * 2 * flood.signatures.length - flood.keys.length -
+    flood.signatures.length;
+  assert.match(verifier.summary(), new RegExp(`; ${repeats} repeated messages ignored$`));
+  // And the fingerprint of the one identity was taken once, however many signatures it made.
+  const { calls: digests } = await counting("digest", async () => {
+    const more = await recordedFlood(x, 0, 4);
+    for (const signature of more.signatures) await verifier.offerSignature(signature);
+  });
+  assert.equal(digests(), 0);
+});
+
+for (const order of ["key first", "signature first"]) {
+  Deno.test(`a genuine exchange arriving during a replaying flood still wins (${order})`, async () => {
+    const x = await exchange();
+    const flood = await recordedFlood(x);
+    const verifier = x.verifier();
+    const pour = async (rounds: number) => {
+      for (let round = 0; round < rounds; round++) {
+        for (let i = 0; i < flood.signatures.length; i++) {
+          assert.equal(await verifier.offerKey(flood.keys[i % flood.keys.length]), undefined);
+          assert.equal(await verifier.offerSignature(flood.signatures[i]), undefined);
+        }
+      }
+    };
+    await pour(3); // every slot held, by the flood
+    const first = order === "key first"
+      ? await verifier.offerKey(x.keyPayload)
+      : await verifier.offerSignature(await x.signature());
+    assert.equal(first, undefined);
+    await pour(50); // repeats only: nothing the genuine one could be pushed out by
+    const match = order === "key first"
+      ? await verifier.offerSignature(await x.signature())
+      : await verifier.offerKey(x.keyPayload);
+    assert.equal(match?.signedBy, x.identity.fingerprint);
+    assert.equal(match?.y, x.y);
+  });
+}
+
+Deno.test("new junk is bounded work: each new message is verified against at most KEPT", async () => {
+  const x = await exchange();
+  const flood = await recordedFlood(x, 0, KEPT);
+  const verifier = x.verifier();
+  for (const signature of flood.signatures) await verifier.offerSignature(signature);
+  // Every key new: each is verified against the KEPT signatures held, and no more.
+  const { calls } = await counting("verify", async () => {
+    for (let i = 0; i < 3 * KEPT; i++) await verifier.offerKey(strangerKey(20_000 + i).payload);
+  });
+  assert.equal(calls(), 3 * KEPT * KEPT);
+  // An untrusted identity's signatures, however many and all new, are never verified.
+  const { identity: stranger } = await Identity.generate();
+  const { calls: untrusted } = await counting("verify", async () => {
+    for (let i = 0; i < 50; i++) {
+      const other = strangerKey(30_000 + i).der;
+      await verifier.offerSignature(bytes(await signKeyExchange(stranger, NETID, x.a, other)));
+    }
+  });
+  assert.equal(untrusted(), 0);
+  // Payloads over their limits are refused unread: nothing is remembered of them.
+  const huge = new Uint8Array(64 * 1024).fill(0x41);
+  for (let i = 0; i < REMEMBERED + 1; i++) await verifier.offerKey(huge);
+  assert.match(
+    verifier.summary(),
+    /\d+ key exchange responses refused \(peer public key is malformed: 65536 bytes/,
+  );
 });

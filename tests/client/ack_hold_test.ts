@@ -149,6 +149,32 @@ Deno.test("armed: a key exchange delivery's PUBACK is held, and nothing after it
   await assertAcknowledgedAtOnce(t.client, t.peer, 3);
 });
 
+Deno.test("release(taken): only the held delivery's own payload lets it go", async () => {
+  await using t = await setup();
+  t.hold.arm();
+  const payloads = new Map<number, Uint8Array>();
+  t.client.on("message", (_topic, payload, packet) => {
+    payloads.set((packet as IPublishPacket).messageId ?? 0, payload);
+  });
+  // QoS 0 flood ahead of a genuine QoS 1 delivery: the QoS 0 ones pass, the genuine is held.
+  const held = delivery(t.client, SIGNATURE);
+  t.peer.send(publish(KEY, 0, { qos: 0 }), publish(SIGNATURE, 7), publish(KEY, 8));
+  await held;
+  await assertNothingAcknowledged(t.client, t.peer);
+  // The session took the QoS 0 one that queued before it: still held, nothing more comes in.
+  t.hold.release(payloads.get(0));
+  await assertNothingAcknowledged(t.client, t.peer);
+  assert.deepEqual(t.delivered, [KEY, SIGNATURE]);
+  // It took the held one: let go, and the next comes in (and is held in its turn).
+  const next = delivery(t.client, KEY);
+  t.hold.release(payloads.get(7));
+  await assertAcknowledgedAtOnce(t.client, t.peer, 7);
+  await next;
+  await assertNothingAcknowledged(t.client, t.peer);
+  t.hold.release(payloads.get(8));
+  await assertAcknowledgedAtOnce(t.client, t.peer, 8);
+});
+
 Deno.test("armed: retained deliveries, QoS 0 and other topics are not held", async () => {
   await using t = await setup();
   t.hold.arm();

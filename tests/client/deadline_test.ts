@@ -25,10 +25,46 @@ Deno.test("the time runs out: the error onTimeout makes, with the timer's Timeou
   assert.ok(error instanceof Late);
   assert.ok(error.cause instanceof DOMException);
   assert.equal(error.cause.name, "TimeoutError");
-  // Every later race ends at once, but a promise already settled still wins, as it would in
-  // Promise.race: the deadline comes last.
+  // Every later race ends at once, even against a promise already settled: a session whose
+  // next delivery is always there (a flood) must still meet its deadline.
   await assert.rejects(deadline.race([never], late), Late);
-  assert.equal(await deadline.race([Promise.resolve("settled")], late), "settled");
+  await assert.rejects(deadline.race([Promise.resolve("settled")], late), Late);
+  assert.equal(deadline.passed, true);
+});
+
+Deno.test("the time is up by the clock, even while the timer has not fired", async () => {
+  using deadline = new Deadline(5);
+  assert.equal(deadline.passed, false);
+  // Busy for longer than the deadline, without once giving the event loop a turn: the timer
+  // cannot fire, as under a flood of deliveries.
+  const start = performance.now();
+  while (performance.now() - start < 10) { /* busy */ }
+  assert.equal(deadline.passed, true);
+  const error = await deadline.race([Promise.resolve("already here")], late).catch((e) => e);
+  assert.ok(error instanceof Late);
+  assert.equal((error.cause as DOMException).name, "TimeoutError");
+});
+
+Deno.test("a race keeps nothing of itself once it is over", async () => {
+  // Each race once per delivery, as a flooded session does, each won by a value of 16 KiB. A
+  // race that left a listener or a reaction on something the deadline keeps would keep its
+  // value too: 20,000 of them are 320 MiB.
+  const caller = new AbortController();
+  using deadline = new Deadline(AN_HOUR, caller.signal);
+  const before = Deno.memoryUsage();
+  for (let i = 0; i < 20_000; i++) {
+    await deadline.race([Promise.resolve(new Uint8Array(16 * 1024))], late);
+  }
+  const grown = Deno.memoryUsage().external - before.external;
+  assert.ok(grown < 64 * 1024 * 1024, `${(grown / 1048576).toFixed(0)} MiB still held`);
+});
+
+Deno.test("the caller's signal comes last: a promise already settled wins over it", async () => {
+  const caller = new AbortController();
+  using deadline = new Deadline(AN_HOUR, caller.signal);
+  caller.abort(new Error("cancelled"));
+  assert.equal(await deadline.race([Promise.resolve("arrived")], late), "arrived");
+  await assert.rejects(deadline.race([never], late), /cancelled/);
 });
 
 Deno.test("the caller's signal ends the race with its reason; onTimeout is not asked", async () => {

@@ -9,6 +9,10 @@
  *   not open under the response key, is counted, and the genuine answer is still taken.
  * - A *moving* publisher copies the `uppercase` request to `reverse` and carries the answer
  *   back: the lab responder answers it; a responder with an identity does not open it.
+ * - A *flooding* publisher pours valid fake keys and genuine signatures recorded from earlier
+ *   exchanges onto a `--trust` client's topics, at QoS 0 and 1, as fast as mosquitto takes them:
+ *   the client still ends at its deadline (while the flood runs), with its memory bounded, and
+ *   a genuine exchange during the flood still wins.
  */
 
 import assert from "node:assert/strict";
@@ -16,9 +20,11 @@ import type { MqttClient } from "mqtt";
 import { Buffer } from "node:buffer";
 import { Identity } from "../../lib/auth/identity.ts";
 import { mosquittoSkipReason, startMosquitto } from "../../support/mosquitto.ts";
-import { runTask, startResponderTask } from "../../support/processes.ts";
+import { sampleResident } from "../../support/flood.ts";
+import { type Peer, runTask, spawnTask, startResponderTask } from "../../support/processes.ts";
 import { pythonPeersSkipReason, startPythonResponder } from "../../support/python.ts";
 import { Tap } from "../../support/tap.ts";
+import { fakeKeys, recordSignatures, startTrustFlood } from "../../support/trust_flood.ts";
 
 const ignore = mosquittoSkipReason() !== undefined;
 const needsPython = ignore || pythonPeersSkipReason() !== undefined;
@@ -210,3 +216,118 @@ Deno.test({
     assert.equal(attacker.copied.get(`${NETID}/reverse/response`), undefined, "nothing to carry");
   },
 });
+
+// ---------------------------------------------------------------------------------------------
+// A flood of fake keys and replayed signatures
+
+/** The victim's resident memory must stay under this whatever the flood (the bench has it). */
+const FLOODED_RSS_BOUND = 160 * 1024 * 1024;
+
+/**
+ * A broker, a responder identity and 16 genuine signatures of it for the victim's netid, each
+ * over an exchange of its own (so none covers the victim's); the recording responder is gone
+ * unless `keepResponder`.
+ */
+async function floodRig(options: { keepResponder: boolean; config?: string }) {
+  const identity = await identityFile();
+  const broker = await startMosquitto({ config: options.config });
+  const recorder = await startResponderTask(broker, ["--identity", identity.file]);
+  let signatures: string[];
+  {
+    await using tap = await Tap.open(broker, [`${NETID}/key-exchange/signature`]);
+    signatures = await recordSignatures(tap, NETID, 16);
+  }
+  let responder: Peer | undefined = recorder;
+  if (!options.keepResponder) {
+    await recorder[Symbol.asyncDispose]();
+    responder = undefined;
+  }
+  return {
+    identity,
+    broker,
+    signatures,
+    async [Symbol.asyncDispose]() {
+      await responder?.[Symbol.asyncDispose]();
+      await broker[Symbol.asyncDispose]();
+      await identity[Symbol.asyncDispose]();
+    },
+  };
+}
+
+for (const qos of [0, 1] as const) {
+  Deno.test({
+    name: `a QoS ${qos} flood of fake keys and replayed signatures: --trust ends at its ` +
+      "deadline while the flood runs, its memory bounded",
+    ignore,
+    async fn() {
+      await using rig = await floodRig({ keepResponder: false });
+      await using flood = await startTrustFlood(rig.broker, {
+        netid: NETID,
+        keys: fakeKeys(8),
+        signatures: rig.signatures,
+        count: 3_000_000,
+        maxMs: 60_000,
+        qos,
+      });
+      await flood.started;
+      await using victim = spawnTask("client", [
+        ...["-h", rig.broker.host, "-p", String(rig.broker.port)],
+        ...["--timeout", "2", "--trust", rig.identity.fingerprint, NETID, "uppercase", MESSAGE],
+      ]);
+      const rss = sampleResident(victim.pid);
+      const { code } = await victim.status;
+      // The order is the assertion: the victim is done, and the flood is not.
+      const floodFinished = flood.finished;
+      rss.stop();
+      flood.stop();
+      assert.equal(floodFinished, false, `the flood ended first (${flood.sent} sent)`);
+      assert.equal(code, 1, victim.stderrText());
+      assert.equal(victim.stdoutText(), "");
+      const lines = victim.stderrText().trimEnd().split("\n");
+      assert.equal(lines.length, 1, victim.stderrText());
+      assert.match(
+        lines[0],
+        new RegExp(
+          `^secure_mqtt_client: error: no key exchange on ${NETID}/key-exchange/response signed ` +
+            `by ${rig.identity.fingerprint} within 2 s: 16 signatures by the trusted identity ` +
+            "did not cover this key exchange: possible man in the middle; \\d+ repeated " +
+            "messages ignored$",
+        ),
+      );
+      assert.ok(rss.samples.length > 0, "sampled");
+      assert.ok(
+        rss.peak < FLOODED_RSS_BOUND,
+        `peak RSS ${(rss.peak / 1048576).toFixed(0)} MiB, over the bound`,
+      );
+    },
+  });
+
+  Deno.test({
+    name: `a QoS ${qos} flood of fake keys and replayed signatures: a genuine exchange during ` +
+      "it still wins",
+    ignore,
+    async fn() {
+      // The broker's queue for the victim uncapped: mosquitto drops messages for a full
+      // subscriber queue, whoever sent them, the responder's too (docs/security.md).
+      await using rig = await floodRig({ keepResponder: true, config: "max_queued_messages 0" });
+      await using flood = await startTrustFlood(rig.broker, {
+        netid: NETID,
+        keys: fakeKeys(8),
+        signatures: rig.signatures,
+        count: 3_000_000,
+        maxMs: 60_000,
+        qos,
+      });
+      await flood.started;
+      const run = await client(rig.broker, [
+        ...["--timeout", "20", "--trust", rig.identity.fingerprint],
+        ...[NETID, "uppercase", MESSAGE],
+      ]);
+      const floodFinished = flood.finished;
+      flood.stop();
+      assert.equal(floodFinished, false, "it came during the flood");
+      assert.equal(run.code, 0, run.stderr);
+      assert.equal(run.stdout, `${MESSAGE.toUpperCase()}\n`);
+    },
+  });
+}
