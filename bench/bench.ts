@@ -16,6 +16,9 @@
  *    responder's CPU time per key exchange from /proc.
  * 4. Start-up: `--help`, and spawn to the first byte (CONNECT) seen by a listener of ours.
  * 5. Memory: what one responder session costs (`bench/session_memory.ts`).
+ * 6. `--trust` under a flood: a publisher pours valid fake keys and replayed genuine signatures
+ *    onto the client's topics (QoS 0 and QoS 1, as fast as mosquitto takes them); how long
+ *    after its deadline the client ends, and its peak RSS, against one run without a flood.
  *
  * Prints one table and writes it, with the samples, to bench/results/latest.json.
  *
@@ -46,6 +49,8 @@ import {
   taskCommand,
 } from "../support/processes.ts";
 import { handshake, Tap } from "../support/tap.ts";
+import { fakeKeys, recordSignatures, startTrustFlood } from "../support/trust_flood.ts";
+import { Identity } from "../lib/auth/identity.ts";
 
 const QUICK = Deno.args.includes("--quick");
 const RUNS = {
@@ -56,6 +61,8 @@ const RUNS = {
   startup: QUICK ? 3 : 15,
   loadSeconds: QUICK ? 1 : 5,
   loadClients: 8,
+  /** Flooded runs of a `--trust` client, per QoS. */
+  flood: QUICK ? 1 : 5,
 };
 const TARGETS = {
   dhShippedWarm: 0.5,
@@ -63,7 +70,11 @@ const TARGETS = {
   e2eDefault: 0.75,
   e2eNodelay: 0.85,
   keyExchangesPerSecond: 100,
+  /** Milliseconds from a flooded client's deadline to its exit. */
+  floodOvershootMs: 500,
 };
+/** The flooded client's deadline, in seconds. */
+const FLOOD_TIMEOUT_S = 2;
 const DENO = Deno.execPath();
 const REFERENCE = `${ROOT}/bench/reference_client.py`;
 const MESSAGE = "hello world";
@@ -334,6 +345,7 @@ async function benchStartup() {
 // 5. Memory
 
 interface SessionMemory {
+  kind: "lab" | "signed" | "answered";
   sessions: number;
   maxSessions: number;
   heapBytes: number;
@@ -341,12 +353,113 @@ interface SessionMemory {
   rssBytes: number;
 }
 
-async function benchMemory(): Promise<SessionMemory> {
+type SessionKind = SessionMemory["kind"];
+
+/** Each kind of session (see bench/session_memory.ts), each in a fresh process. */
+async function benchMemory(): Promise<Record<SessionKind, SessionMemory>> {
   // As the responder runs: its task's flags, plus a GC we can call.
   const flags = taskCommand("responder").slice(2, -1);
   const script = `${ROOT}/bench/session_memory.ts`;
-  const run = await runPeer(DENO, ["run", "--v8-flags=--expose-gc", ...flags, script]);
-  return JSON.parse(check("session_memory.ts", run, run.code === 0).stdout);
+  const results: Partial<Record<SessionKind, SessionMemory>> = {};
+  for (const kind of ["lab", "signed", "answered"] as const) {
+    const args = ["run", "--v8-flags=--expose-gc", ...flags, script, "--kind", kind];
+    const run = await runPeer(DENO, args);
+    results[kind] = JSON.parse(check(`session_memory.ts ${kind}`, run, run.code === 0).stdout);
+  }
+  return results as Record<SessionKind, SessionMemory>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. --trust under a flood
+
+/** The resident set of `pid` in bytes, through `cat` (see readProc); 0 once it is gone. */
+async function residentBytes(pid: number): Promise<number> {
+  const kib = /^VmRSS:\s+(\d+) kB$/m.exec(await readProc(`/proc/${pid}/status`))?.[1];
+  return kib === undefined ? 0 : Number(kib) * 1024;
+}
+
+/**
+ * Runs a `--trust` client to its end, sampling its RSS every 50 ms; the time from its
+ * deadline (its session's start, from its first `-v` mark, plus the timeout) to its exit.
+ */
+async function trustRun(broker: Broker, fingerprint: string, timeoutS: number) {
+  const child = spawnPeer(DENO, [
+    ...taskCommand("client").slice(1),
+    ...["-v", "-h", broker.host, "-p", String(broker.port), "--timeout", String(timeoutS)],
+    ...["--trust", fingerprint, "victim", "uppercase", MESSAGE],
+  ]);
+  let peak = 0;
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling) {
+      peak = Math.max(peak, await residentBytes(child.pid));
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  })();
+  const connected = await child.waitForLine(/debug: connected to .* \(([\d.]+) ms\)$/);
+  const sessionStarted = performance.now() - Number(/\(([\d.]+) ms\)$/.exec(connected)![1]);
+  const { code } = await child.status;
+  const exited = performance.now();
+  sampling = false;
+  await sampler;
+  const line = child.stderrText().trimEnd().split("\n").at(-1) ?? "";
+  return {
+    code,
+    stdout: child.stdoutText(),
+    line,
+    overshootMs: exited - (sessionStarted + timeoutS * 1000),
+    peakRss: peak,
+    ignored: Number(/(\d+) repeated messages ignored/.exec(line)?.[1] ?? 0),
+  };
+}
+
+async function benchFlood() {
+  await using broker = await startMosquitto();
+  const { identity, pem } = await Identity.generate();
+  const dir = await Deno.makeTempDir({ prefix: "bench-identity-" });
+  try {
+    await Deno.writeTextFile(`${dir}/identity.pem`, pem, { mode: 0o600 });
+    let signatures: string[];
+    let quiet;
+    {
+      await using _responder = await startResponderTask(broker, [
+        ...["--identity", `${dir}/identity.pem`],
+      ]);
+      {
+        await using tap = await Tap.open(broker, ["victim/key-exchange/signature"]);
+        signatures = await recordSignatures(tap, "victim", 16);
+      }
+      // The same client, answered, with nothing but its own exchange on its topics.
+      quiet = await trustRun(broker, identity.fingerprint, 10);
+      if (quiet.code !== 0) throw new Error(`the --trust client failed: ${quiet.line}`);
+    }
+    const runs: Record<string, Awaited<ReturnType<typeof trustRun>>[]> = {};
+    const rates: Record<string, number[]> = {};
+    for (let i = 0; i < RUNS.flood; i++) {
+      for (const qos of [0, 1] as const) {
+        await using flood = await startTrustFlood(broker, {
+          netid: "victim",
+          keys: fakeKeys(8),
+          signatures,
+          count: 10_000_000,
+          maxMs: 60_000,
+          qos,
+        });
+        await flood.started;
+        const sent0 = flood.sent, t0 = performance.now();
+        const run = await trustRun(broker, identity.fingerprint, FLOOD_TIMEOUT_S);
+        const rate = (flood.sent - sent0) / ((performance.now() - t0) / 1000);
+        if (run.code !== 1 || flood.finished || !/within \d+ s: /.test(run.line)) {
+          throw new Error(`flooded --trust client (QoS ${qos}): exit ${run.code}: ${run.line}`);
+        }
+        (runs[`qos${qos}`] ??= []).push(run);
+        (rates[`qos${qos}`] ??= []).push(rate);
+      }
+    }
+    return { quiet, runs, rates };
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -462,6 +575,8 @@ async function main() {
   const startup = await benchStartup();
   progress("memory of the responder's sessions");
   const memory = await benchMemory();
+  progress(`--trust under a flood, ${RUNS.flood} runs per QoS`);
+  const flooded = await benchFlood();
   const env = await environment(mosquitto, dh.pyca, loadAtStart);
 
   const m = (samples: Record<string, number[]>, key: string) => median(samples[key]);
@@ -533,15 +648,41 @@ async function main() {
       m(startup, "first byte deno run"),
       m(startup, "first byte python"),
     ),
+    ...(["lab", "signed", "answered"] as const).flatMap((kind) => {
+      const one = memory[kind];
+      const kept = one.heapBytes + one.externalBytes;
+      const what = {
+        lab: "a session of the lab key",
+        signed: "a session with --identity, after its exchange",
+        answered: "a session with --identity, after a bound request",
+      }[kind];
+      return [
+        infoRow(`memory: ${what} (heap + external / RSS)`, `${kib(kept)} / ${kib(one.rssBytes)}`),
+        infoRow(
+          `memory: ${one.maxSessions} of them, the default cap`,
+          `${mib(kept * one.maxSessions)} / ${mib(one.rssBytes * one.maxSessions)}`,
+        ),
+      ];
+    }),
+    ...([0, 1] as const).map((qos) => {
+      const runs = flooded.runs[`qos${qos}`];
+      const overshoot = median(runs.map((r) => r.overshootMs));
+      const limit = TARGETS.floodOvershootMs;
+      return {
+        measure: `--trust under a QoS ${qos} flood: exit after its ${FLOOD_TIMEOUT_S} s deadline`,
+        ours: `${ms(overshoot)} (max ${ms(Math.max(...runs.map((r) => r.overshootMs)))}; ` +
+          `flood ${Math.round(median(flooded.rates[`qos${qos}`]) / 1000)}k msg/s, ` +
+          `${Math.round(median(runs.map((r) => r.ignored)) / 1000)}k repeats ignored)`,
+        baseline: "",
+        ratio: "",
+        target: `<= ${limit} ms`,
+        verdict: overshoot <= limit ? "PASS" : `MISS by ${(overshoot - limit).toFixed(0)} ms`,
+      };
+    }),
     infoRow(
-      "memory: one responder session (heap + external / RSS)",
-      `${kib(memory.heapBytes + memory.externalBytes)} / ${kib(memory.rssBytes)}`,
-    ),
-    infoRow(
-      `memory: ${memory.maxSessions} sessions, the default cap (heap + external / RSS)`,
-      `${mib((memory.heapBytes + memory.externalBytes) * memory.maxSessions)} / ${
-        mib(memory.rssBytes * memory.maxSessions)
-      }`,
+      "--trust under a flood: peak RSS (QoS 0 / QoS 1 / no flood)",
+      [0, 1].map((qos) => mib(Math.max(...flooded.runs[`qos${qos}`].map((r) => r.peakRss))))
+        .concat(mib(flooded.quiet.peakRss)).join(" / "),
     ),
   ];
   const marks = (e2e: typeof e2eDefault) => ({
@@ -579,6 +720,18 @@ async function main() {
       responder: load,
       startup: summaries(startup),
       memory,
+      flood: {
+        timeoutSeconds: FLOOD_TIMEOUT_S,
+        quietPeakRss: flooded.quiet.peakRss,
+        ...Object.fromEntries(
+          Object.entries(flooded.runs).map(([qos, runs]) => [qos, {
+            overshootMs: summary(runs.map((r) => r.overshootMs)),
+            peakRss: Math.max(...runs.map((r) => r.peakRss)),
+            floodPerSecond: summary(flooded.rates[qos]),
+            repeatsIgnored: summary(runs.map((r) => r.ignored)),
+          }]),
+        ),
+      },
     },
   };
   await Deno.writeTextFile(

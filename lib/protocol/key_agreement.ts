@@ -91,7 +91,7 @@ export class SessionSecret {
 
   /** The lab protocol's Fernet: HKDF-SHA256 of `Z`, salt and info one zero byte each. */
   async labFernet(): Promise<Fernet> {
-    return await Fernet.create(await deriveFernetKey(this.#z));
+    return await Fernet.create(await this.tokenKey());
   }
 
   /**
@@ -99,6 +99,15 @@ export class SessionSecret {
    * responder use after a key exchange that a trusted identity signed.
    */
   async boundFernet(binding: TokenBinding): Promise<Fernet> {
-    return await Fernet.create(await deriveBoundKey(this.#z, binding));
+    return await Fernet.create(await this.tokenKey(binding));
+  }
+
+  /**
+   * The 32 key bytes of the lab key (no `binding`) or of a bound key, for a holder that keeps
+   * many sessions' keys compactly and makes each Fernet when it needs it (a Fernet's two Web
+   * Crypto keys cost kilobytes, these bytes 32). Throws RangeError as `deriveBoundKey` does.
+   */
+  tokenKey(binding?: TokenBinding): Promise<Uint8Array> {
+    return binding === undefined ? deriveFernetKey(this.#z) : deriveBoundKey(this.#z, binding);
   }
 }

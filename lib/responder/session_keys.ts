@@ -10,11 +10,13 @@
  * either key, so a token that opens under the lab key was made by the one who holds `Z`, and
  * chose the lab protocol. It costs one more HMAC on a lab client's request.
  *
- * Memory: a session of a responder with an identity keeps `Z` (512 bytes) and derives its
- * Fernets when a request needs them, keeping the last {@linkcode SessionKeys.KEPT} it used (a
- * Fernet is two Web Crypto keys, ~12 KiB of resident memory): enough for a client's request and
- * its answer, or for a lab client's failed bound try and its lab key, and bounded however many
- * actions a client sends. bench/session_memory.ts weighs both kinds.
+ * Memory: a session of a responder with an identity keeps `Z` (512 bytes) and the bytes of the
+ * last {@linkcode SessionKeys.KEPT} keys it derived (32 each: the lab key, a request's and its
+ * answer's), and makes a Fernet of them for each request: a Fernet is two Web Crypto keys, ~12
+ * KiB of resident memory, which at the cap of 2,000 sessions would be 24 MiB a key. So a signed
+ * session costs less than a lab one, and a request one HKDF per key it has not derived yet, and
+ * an import of the two Web Crypto keys per key it uses. bench/session_memory.ts weighs each
+ * kind.
  *
  * @example A bound request is answered under the response key; a lab one under the lab key
  * ```ts
@@ -42,7 +44,7 @@
  * @module
  */
 
-import { type Fernet, InvalidToken } from "../crypto/fernet.ts";
+import { Fernet, InvalidToken } from "../crypto/fernet.ts";
 import type { TokenBinding } from "../crypto/hkdf.ts";
 import type { SessionSecret } from "../protocol/key_agreement.ts";
 
@@ -56,13 +58,13 @@ export interface OpenedRequest {
 
 /** The keys of one session: the lab's Fernet, or with an identity `Z` and what it derives. */
 export class SessionKeys {
-  /** Derived Fernets a session of a responder with an identity keeps, the last used. */
-  static readonly KEPT = 2;
+  /** Derived keys a session of a responder with an identity keeps, the last used. */
+  static readonly KEPT = 3;
   readonly #lab: Fernet | undefined;
   readonly #netid: string;
   readonly #secret: SessionSecret | undefined;
   /** Least recently used first; promises, so that two requests at once derive a key once. */
-  readonly #derived = new Map<string, Promise<Fernet>>();
+  readonly #derived = new Map<string, Promise<Uint8Array>>();
 
   private constructor(netid: string, lab?: Fernet, secret?: SessionSecret) {
     this.#netid = netid;
@@ -88,7 +90,7 @@ export class SessionKeys {
     return this.#secret !== undefined;
   }
 
-  /** Derived Fernets kept now: at most {@linkcode SessionKeys.KEPT}, none for a lab session. */
+  /** Derived keys kept now: at most {@linkcode SessionKeys.KEPT}, none for a lab session. */
   get kept(): number {
     return this.#derived.size;
   }
@@ -116,20 +118,19 @@ export class SessionKeys {
     return { plain: await lab.decrypt(token), answerWith: lab, bound: false };
   }
 
-  /** The Fernet of `binding` (`undefined`: the lab key), derived once while it is kept. */
-  #fernet(binding: TokenBinding | undefined): Promise<Fernet> {
+  /** The Fernet of `binding` (`undefined`: the lab key), its key derived once while kept. */
+  async #fernet(binding: TokenBinding | undefined): Promise<Fernet> {
     const name = binding === undefined ? "lab" : `${binding.direction}\0${binding.action}`;
-    let fernet = this.#derived.get(name);
-    if (fernet !== undefined) {
+    let key = this.#derived.get(name);
+    if (key !== undefined) {
       this.#derived.delete(name); // re-inserted below: the most recently used goes last
     } else {
-      const secret = this.#secret!;
-      fernet = binding === undefined ? secret.labFernet() : secret.boundFernet(binding);
+      key = this.#secret!.tokenKey(binding);
       if (this.#derived.size >= SessionKeys.KEPT) {
         this.#derived.delete(this.#derived.keys().next().value!);
       }
     }
-    this.#derived.set(name, fernet);
-    return fernet;
+    this.#derived.set(name, key);
+    return await Fernet.create(await key);
   }
 }
