@@ -78,6 +78,7 @@ export async function startEmbeddedBroker(
     socket.setNoDelay(true);
     sockets.add(socket);
     socket.on("close", () => sockets.delete(socket));
+    wholeReads(socket);
     broker.handle(socket);
   });
   const port = await listen(server);
@@ -113,6 +114,16 @@ export async function startEmbeddedBroker(
     await new Promise<void>((resolve) => server.close(() => resolve()));
   };
   return { host: HOST, port, webSocketPort, stop, [Symbol.asyncDispose]: stop };
+}
+
+/**
+ * Makes `read()` return everything buffered, as it does in Node. Deno's streams return one
+ * chunk per `read()`; aedes reads once per "readable" event, so a packet of more than a few
+ * chunks (some 200 KB) would stall, its "readable" never firing again.
+ */
+function wholeReads(socket: Socket): void {
+  const read = socket.read.bind(socket);
+  socket.read = (size?: number) => read(size ?? (socket.readableLength || undefined));
 }
 
 function listen(server: Server | HttpServer): Promise<number> {

@@ -25,7 +25,13 @@ import {
   tellingLine,
 } from "./judge.ts";
 import { type ProgramResult, runProgram } from "./process.ts";
-import { RecordingBroker, topicMatches, type WireConnection, type WirePacket } from "./recorder.ts";
+import {
+  acknowledgedBefore,
+  RecordingBroker,
+  topicMatches,
+  type WireConnection,
+  type WirePacket,
+} from "./recorder.ts";
 import { type CaseResult, fail, type Outcome, pass, runCases, seconds, skip } from "./runner.ts";
 import {
   type Exchange,
@@ -337,22 +343,6 @@ function hostileCase(name: keyof ClientSuite["hostile"]): Body {
     }
     return cleanFailureProblem(o, `${key.label} refused`) ?? pass(ended(o.run));
   };
-}
-
-/** The filters acknowledged (SUBACK, not refused) before packet `seq`. */
-function acknowledgedBefore(packets: readonly WirePacket[], seq: number): string[] {
-  const filters: string[] = [];
-  for (const ack of packets) {
-    if (ack.seq >= seq || ack.cmd !== "suback" || ack.direction !== "down") continue;
-    const sub = packets.find((p) =>
-      p.cmd === "subscribe" && p.direction === "up" && p.connection === ack.connection &&
-      p.messageId === ack.messageId && p.seq < ack.seq
-    );
-    sub?.subscriptions?.forEach((s, i) => {
-      if ((ack.granted?.[i] ?? 128) !== 128) filters.push(s.topic);
-    });
-  }
-  return filters;
 }
 
 const usageCase =

@@ -329,3 +329,22 @@ export function topicMatches(filter: string, topic: string): boolean {
   }
   return f.length === t.length;
 }
+
+/**
+ * The filters whose SUBACK (not a refusal) was recorded before packet `seq`: what a program
+ * was subscribed to at that point, as far as it could know.
+ */
+export function acknowledgedBefore(packets: readonly WirePacket[], seq: number): string[] {
+  const filters: string[] = [];
+  for (const ack of packets) {
+    if (ack.seq >= seq || ack.cmd !== "suback" || ack.direction !== "down") continue;
+    const sub = packets.findLast((p) =>
+      p.cmd === "subscribe" && p.direction === "up" && p.connection === ack.connection &&
+      p.messageId === ack.messageId && p.seq < ack.seq
+    );
+    sub?.subscriptions?.forEach((s, i) => {
+      if ((ack.granted?.[i] ?? 128) !== 128) filters.push(s.topic);
+    });
+  }
+  return filters;
+}
