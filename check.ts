@@ -19,16 +19,17 @@ import {
 } from "./lib/check/report.ts";
 import { runResponderSuite } from "./lib/check/responder_suite.ts";
 import type { CaseResult } from "./lib/check/runner.ts";
-import { UsageError } from "./lib/cli/args.ts";
+import { UsageError } from "./cli/args.ts";
 import {
   CHECK_HELP,
   CHECK_NAME,
   CHECK_USAGE,
   type CheckCommand,
   parseCheckArgs,
-} from "./lib/cli/check_args.ts";
-import { printErr, printOut, runCommand } from "./lib/cli/command.ts";
-import { errorLine, stderrLogger } from "./lib/log.ts";
+} from "./cli/check_args.ts";
+import { printErr, printOut, runCommand } from "./cli/command.ts";
+import { stderrLogger } from "./cli/logger.ts";
+import { errorLine } from "./lib/log.ts";
 import denoJson from "./deno.json" with { type: "json" };
 
 /** A failure of the checker itself (its report could not be written): exit 1. */

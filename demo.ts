@@ -10,21 +10,23 @@
  * @module
  */
 
-import { type Action, ACTIONS, isAction } from "./lib/actions.ts";
-import { parseArguments, UsageError } from "./lib/cli/args.ts";
-import { printOut, runCommand } from "./lib/cli/command.ts";
-import type { BrokerOptions } from "./lib/broker.ts";
-import { ClientError, requestTransform, UnauthenticatedError } from "./lib/client.ts";
+import { type Action, ACTIONS, isAction } from "./lib/protocol/actions.ts";
+import { parseArguments, UsageError } from "./cli/args.ts";
+import { printOut, runCommand } from "./cli/command.ts";
+import type { BrokerOptions } from "./lib/mqtt.ts";
+import { ClientError, requestTransform, UnauthenticatedError } from "./lib/client/session.ts";
 import type { DhGroup } from "./lib/crypto/dh.ts";
-import { Identity } from "./lib/identity.ts";
+import { Identity } from "./lib/auth/identity.ts";
 import type { Logger } from "./lib/log.ts";
-import { loadLabGroup, MAX_MESSAGE_BYTES, topicLevelProblem } from "./lib/protocol.ts";
-import { Responder, ResponderError } from "./lib/responder.ts";
+import { loadLabGroup } from "./lib/protocol/key_agreement.ts";
+import { MAX_MESSAGE_BYTES } from "./lib/protocol/limits.ts";
+import { topicLevelProblem } from "./lib/protocol/topics.ts";
+import { Responder, ResponderError } from "./lib/responder/responder.ts";
 import { type Interceptor, startEmbeddedBroker } from "./demo/embedded_broker.ts";
 import { manInTheMiddle } from "./demo/mitm.ts";
 
 const NAME = "demo";
-const USAGE = `usage: deno task demo [-h] [--mitm] [-a ACTION] [-n NETID] [message]`;
+const USAGE = `usage: deno task demo [--help] [--mitm] [-a ACTION] [-n NETID] [message]`;
 const HELP = `${USAGE}
 
 Runs the whole protocol in one process: an embedded MQTT broker (aedes) on a free loopback
@@ -34,7 +36,7 @@ positional arguments:
   message               the text to transform (default: "Hello, secure MQTT!")
 
 options:
-  -h, --help            show this help message and exit
+  --help                show this help message and exit
   --mitm                make the broker a man in the middle: first against the lab protocol,
                         then against a client that trusts the responder's identity
   -a, --action ACTION   one of: ${ACTIONS.join(", ")} (default: uppercase)
@@ -42,7 +44,7 @@ options:
 `;
 
 const OPTIONS = {
-  help: { type: "boolean", short: "h" },
+  help: { type: "boolean" },
   mitm: { type: "boolean" },
   action: { type: "string", short: "a" },
   netid: { type: "string", short: "n" },

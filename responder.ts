@@ -5,78 +5,35 @@
  * @module
  */
 
-import { parseArguments, UsageError } from "./lib/cli/args.ts";
+import { UsageError } from "./cli/args.ts";
+import { describeFsError } from "./cli/broker_options.ts";
+import { EXIT_FAILURE, printErr, printOut, runCommand } from "./cli/command.ts";
 import {
-  BROKER_OPTIONS,
-  BROKER_OPTIONS_HELP,
-  brokerFromArgs,
-  describeFsError,
-} from "./lib/cli/broker_args.ts";
-import { EXIT_FAILURE, printErr, printOut, runCommand } from "./lib/cli/command.ts";
-import { Identity, IdentityError } from "./lib/identity.ts";
-import { stderrLogger } from "./lib/log.ts";
-import { loadLabGroup } from "./lib/protocol.ts";
-import { DEFAULT_LIMITS, REQUEST_FILTERS, Responder, ResponderError } from "./lib/responder.ts";
+  parseResponderArgs,
+  RESPONDER_HELP,
+  RESPONDER_NAME,
+  RESPONDER_USAGE,
+} from "./cli/responder_options.ts";
+import { Identity, IdentityError } from "./lib/auth/identity.ts";
+import { stderrLogger } from "./cli/logger.ts";
+import { loadLabGroup } from "./lib/protocol/key_agreement.ts";
+import { Responder, ResponderError } from "./lib/responder/responder.ts";
 import denoJson from "./deno.json" with { type: "json" };
 
-const NAME = "secure_mqtt_responder";
-const USAGE_HEAD = `usage: ${NAME} `;
-const USAGE =
-  `${USAGE_HEAD}[-h] [-p PORT] [--host HOST] [-v] [--url URL] [--tls] [--cafile FILE]\n` +
-  `${
-    " ".repeat(USAGE_HEAD.length)
-  }[--username USER] [--identity FILE] [--new-identity] [--version]`;
-const HELP = `${USAGE}
-
-Answers secure_mqtt_client requests for any number of netids: subscribes to
-${REQUEST_FILTERS.join(" and ")}, agrees a key per netid by 4096-bit
-Diffie-Hellman, and answers each encrypted action request on <netid>/<action>/response.
-Runs until SIGINT or SIGTERM; reconnects (with backoff) when the broker goes away.
-
-options:
-${BROKER_OPTIONS_HELP}
-  --identity FILE       sign every key exchange with this Ed25519 identity (PKCS#8 PEM,
-                        e.g. from --new-identity or openssl genpkey -algorithm ed25519);
-                        its fingerprint is logged at start: clients pass it to --trust
-  --new-identity        print a new identity (PEM) on stdout and its fingerprint on stderr,
-                        and exit: secure_mqtt_responder --new-identity > identity.pem
-
-limits: ${DEFAULT_LIMITS.maxSessions} live sessions (the least recently used evicted first), each
-forgotten after ${
-  DEFAULT_LIMITS.sessionIdleMs / 60_000
-} min idle; ${DEFAULT_LIMITS.maxPendingKeyExchanges} netids waiting for a key exchange;
-${DEFAULT_LIMITS.maxRequestsInFlight} requests and ${
-  DEFAULT_LIMITS.maxBytesInFlight / 1024 / 1024
-} MiB in flight, ${DEFAULT_LIMITS.maxRequestsInFlightPerNetid} and ${
-  DEFAULT_LIMITS.maxBytesInFlightPerNetid / 1024 / 1024
-} MiB per netid.
-
-exit status: 0 after SIGINT/SIGTERM, 1 runtime failure (reason on stderr), 2 usage error
-`;
-
-const OPTIONS = {
-  ...BROKER_OPTIONS,
-  identity: { type: "string" },
-  "new-identity": { type: "boolean" },
-} as const;
-
 async function main(args: string[]): Promise<number> {
-  const { values, positionals } = parseArguments(args, OPTIONS);
-  if (values.help) return printOut(HELP), 0;
-  if (values.version) return printOut(`${NAME} ${denoJson.version}\n`), 0;
-  if (positionals.length > 0) {
-    throw new UsageError(`unrecognized arguments: ${positionals.join(" ")}`);
-  }
-  if (values["new-identity"]) {
+  const invocation = parseResponderArgs(args);
+  if (invocation.kind === "help") return printOut(RESPONDER_HELP), 0;
+  if (invocation.kind === "version") return printOut(`${RESPONDER_NAME} ${denoJson.version}\n`), 0;
+  if (invocation.kind === "new-identity") {
     const { identity, pem } = await Identity.generate();
     printOut(pem);
-    printErr(`${NAME}: new identity ${identity.fingerprint}\n`);
+    printErr(`${RESPONDER_NAME}: new identity ${identity.fingerprint}\n`);
     return 0;
   }
-  const broker = brokerFromArgs(values);
-  const identity = values.identity === undefined ? undefined : await loadIdentity(values.identity);
+  const { broker, identityFile, verbose } = invocation;
+  const identity = identityFile === undefined ? undefined : await loadIdentity(identityFile);
 
-  const logger = stderrLogger(NAME, values.verbose === true);
+  const logger = stderrLogger(RESPONDER_NAME, verbose);
   const responder = new Responder({ broker, group: loadLabGroup(), identity, logger });
   let signalled = false;
   const listeners = onSignals((signal) => {
@@ -132,6 +89,9 @@ function onSignals(handle: (signal: Deno.Signal) => void): [Deno.Signal, () => v
 
 if (import.meta.main) {
   Deno.exit(
-    await runCommand({ name: NAME, usage: USAGE, failures: [ResponderError], main }, Deno.args),
+    await runCommand(
+      { name: RESPONDER_NAME, usage: RESPONDER_USAGE, failures: [ResponderError], main },
+      Deno.args,
+    ),
   );
 }

@@ -27,13 +27,12 @@
 
 import {
   computeSharedSecret,
-  decodePublicKeyPem,
   DhPrecomputation,
   encodePublicKeyPem,
   generateKeyPair,
   PRIVATE_KEY_BITS,
 } from "../lib/crypto/dh.ts";
-import { loadLabGroup } from "../lib/protocol.ts";
+import { loadLabGroup, readPeerPublicKey } from "../lib/protocol/key_agreement.ts";
 import { PYTHON } from "../support/environment.ts";
 import { type Broker, startMosquitto } from "../support/mosquitto.ts";
 import {
@@ -248,7 +247,7 @@ async function benchResponder(broker: Broker, responder: Peer) {
     ),
   );
   for (const tap of taps) {
-    // As lib/broker.ts does for our client and responder: with Nagle's algorithm on, the next
+    // As lib/mqtt.ts does for our client and responder: with Nagle's algorithm on, the next
     // request would wait behind the PUBACK just sent until the broker's delayed TCP ACK.
     (tap.mqtt.stream as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
   }
@@ -270,7 +269,7 @@ async function benchResponder(broker: Broker, responder: Peer) {
     const keyExchanges = await measured(async ({ tap, netid }) => {
       await tap.publish(`${netid}/key-exchange/request`, ourPem);
       const reply = await tap.next(`${netid}/key-exchange/response`);
-      decodePublicKeyPem(group, decoder.decode(reply.payload));
+      readPeerPublicKey(group, reply.payload);
     });
     const fernets = await Promise.all(clients.map(({ tap, netid }) => handshake(tap, netid)));
     const sessions = new Map(netids.map((netid, i) => [netid, fernets[i]]));

@@ -1,5 +1,5 @@
 /**
- * What one responder session costs in memory: `sessions` of them held as lib/responder.ts
+ * What one responder session costs in memory: `sessions` of them held as lib/responder/responder.ts
  * holds them (a `SessionCache` of `{ fernet, createdAt }`, one per netid), V8's heap, the
  * memory V8 accounts outside it (the key bytes behind each `CryptoKey`) and the process's RSS
  * measured before and after, each time after a full GC. Prints one JSON object of bytes per
@@ -13,8 +13,8 @@
  */
 
 import { Fernet } from "../lib/crypto/fernet.ts";
-import { DEFAULT_LIMITS } from "../lib/responder.ts";
-import { SessionCache } from "../lib/session_cache.ts";
+import { DEFAULT_LIMITS } from "../lib/responder/responder.ts";
+import { SessionCache } from "../lib/responder/session_cache.ts";
 
 const gc = (globalThis as { gc?: () => void }).gc;
 if (gc === undefined) {

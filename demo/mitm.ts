@@ -8,15 +8,10 @@
  * @module
  */
 
-import {
-  decodePublicKeyPem,
-  type DhGroup,
-  encodePublicKeyPem,
-  generateKeyPair,
-} from "../lib/crypto/dh.ts";
+import { type DhGroup, encodePublicKeyPem, generateKeyPair } from "../lib/crypto/dh.ts";
 import type { Fernet } from "../lib/crypto/fernet.ts";
-import { fernetFor, KEY_EXCHANGE } from "../lib/protocol.ts";
-import { decodeUtf8 } from "../lib/utf8.ts";
+import { readPeerPublicKey, SessionSecret } from "../lib/protocol/key_agreement.ts";
+import { KEY_EXCHANGE } from "../lib/protocol/topics.ts";
 import type { Interceptor } from "./embedded_broker.ts";
 
 /** What the attacker did, one line an event, for the demo to show. */
@@ -64,14 +59,14 @@ export function manInTheMiddle(
     if (netid === undefined || direction === undefined) return undefined;
     const v = victim(netid);
     if (action === KEY_EXCHANGE && direction === "request") {
-      v.clientY = decodePublicKeyPem(group, decodeUtf8(payload) ?? "");
+      v.clientY = readPeerPublicKey(group, payload).y;
       report(`replaced the client's public key on ${topic} with its own`);
       return encoder.encode(encodePublicKeyPem(group, v.towardResponder.publicKey));
     }
     if (action === KEY_EXCHANGE && direction === "response" && v.clientY !== undefined) {
-      const responderY = decodePublicKeyPem(group, decodeUtf8(payload) ?? "");
-      v.withResponder = await fernetFor(group, v.towardResponder, responderY);
-      v.withClient = await fernetFor(group, v.towardClient, v.clientY);
+      const responderY = readPeerPublicKey(group, payload).y;
+      v.withResponder = await SessionSecret.agree(group, v.towardResponder, responderY).labFernet();
+      v.withClient = await SessionSecret.agree(group, v.towardClient, v.clientY).labFernet();
       report(`replaced the responder's public key on ${topic} with its own`);
       return encoder.encode(encodePublicKeyPem(group, v.towardClient.publicKey));
     }

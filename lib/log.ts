@@ -1,6 +1,6 @@
 /**
  * Where the library's lines go. The library never prints: the client and the responder take a
- * {@linkcode Logger}, and the entry points give them one that writes to stderr.
+ * {@linkcode Logger}, and the entry points give them one that writes to stderr (cli/logger.ts).
  *
  * @module
  */
@@ -24,36 +24,6 @@ export function errorLine(error: unknown): string {
 
 /** The logger of a caller that wants no lines. */
 export const silentLogger: Logger = { debug() {}, info() {}, warn() {} };
-
-/**
- * A logger that writes `name: level: message` lines to stderr, `debug` only when `verbose`.
- * A line that cannot be written is lost, and only it: logging is never what stops a service.
- * Once the reader of stderr has gone away (a broken pipe), nothing more is tried.
- */
-export function stderrLogger(name: string, verbose: boolean): Logger {
-  const encoder = new TextEncoder();
-  let readerGone = false;
-  const write = (level: string, message: string) => {
-    if (readerGone) return;
-    try {
-      writeAllSync(Deno.stderr, encoder.encode(`${name}: ${level}${message}\n`));
-    } catch (error) {
-      // Any other failure may pass (an interrupted write, a full disk): the next line tries.
-      if (error instanceof Deno.errors.BrokenPipe) readerGone = true;
-    }
-  };
-  return {
-    verbose,
-    debug: verbose ? (m) => write("debug: ", m) : () => {},
-    info: (m) => write("", m),
-    warn: (m) => write("warning: ", m),
-  };
-}
-
-/** Writes all of `bytes` (`writeSync` may write only part of them). */
-export function writeAllSync(stream: { writeSync(p: Uint8Array): number }, bytes: Uint8Array) {
-  while (bytes.length > 0) bytes = bytes.subarray(stream.writeSync(bytes));
-}
 
 /**
  * A token bucket for log lines: `burst` lines at once, then `perSecond`. What it holds back is

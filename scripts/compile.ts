@@ -11,8 +11,8 @@
  * @module
  */
 
-import { parseArguments, UsageError } from "../lib/cli/args.ts";
-import { printErr, printOut, runCommand } from "../lib/cli/command.ts";
+import { parseArguments, UsageError } from "../cli/args.ts";
+import { printErr, printOut, runCommand } from "../cli/command.ts";
 import { errorLine } from "../lib/log.ts";
 import denoJson from "../deno.json" with { type: "json" };
 

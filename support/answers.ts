@@ -6,6 +6,7 @@
  */
 
 import assert from "node:assert/strict";
+import { applyAction } from "../lib/protocol/actions.ts";
 
 /** True when `output` is `input` with each character kept 0, 1 or 2 times, in order. */
 export function isRandomOf(input: string, output: string): boolean {
@@ -37,6 +38,10 @@ export function assertAnswer(action: string, input: string, output: string): voi
       return assert.equal(output, input.toUpperCase());
     case "lowercase":
       return assert.equal(output, input.toLowerCase());
+    case "title-case":
+      // Python's str.title(): lib/protocol/actions.ts is checked against CPython over every cased code
+      // point (tests/protocol/actions_test.ts), so it can stand for it here.
+      return assert.equal(output, applyAction("title-case", input));
     case "reverse":
       return assert.equal(output, Array.from(input).reverse().join(""));
     case "shuffle":

@@ -28,7 +28,7 @@ import { IN_CI } from "./environment.ts";
 export { IN_CI };
 
 const SYSTEM_MOSQUITTO = "/usr/sbin/mosquitto";
-const LOG_LINES_KEPT = 40;
+const LOG_LINES_KEPT = 400;
 const READY_DEADLINE_MS = 5000;
 const RUNNING_LINE = /mosquitto version \S+ running/;
 

@@ -10,7 +10,7 @@ import mqtt, { type MqttClient } from "mqtt";
 import { Buffer } from "node:buffer";
 import { encodePublicKeyPem, generateKeyPair } from "../lib/crypto/dh.ts";
 import type { Fernet } from "../lib/crypto/fernet.ts";
-import { agreeFernet, loadLabGroup } from "../lib/protocol.ts";
+import { loadLabGroup, readPeerPublicKey, SessionSecret } from "../lib/protocol/key_agreement.ts";
 
 /** A delivery as the tap keeps it. */
 export interface Delivery {
@@ -105,5 +105,6 @@ export async function handshake(tap: Tap, netid: string): Promise<Fernet> {
   const ours = generateKeyPair(group);
   await tap.publish(`${netid}/key-exchange/request`, encodePublicKeyPem(group, ours.publicKey));
   const reply = await tap.next(`${netid}/key-exchange/response`);
-  return await agreeFernet(group, ours, new TextDecoder().decode(reply.payload));
+  return await SessionSecret.agree(group, ours, readPeerPublicKey(group, reply.payload).y)
+    .labFernet();
 }

@@ -1,15 +1,16 @@
 /**
- * lib/log.ts: the stderr logger (its format, `-v`, and that a stderr nobody reads does not
+ * cli/logger.ts and lib/log.ts: the stderr logger (its format, `-v`, and that a stderr nobody reads does not
  * stop the process), writeAllSync, and the LineBudget token bucket on a test clock.
  */
 
 import assert from "node:assert/strict";
-import { LineBudget, silentLogger, stderrLogger, writeAllSync } from "../lib/log.ts";
+import { LineBudget, silentLogger } from "../lib/log.ts";
+import { stderrLogger, writeAllSync } from "../cli/logger.ts";
 
-const LOG_MODULE = new URL("../lib/log.ts", import.meta.url).href;
+const LOG_MODULE = new URL("../cli/logger.ts", import.meta.url).href;
 
 /**
- * Starts a Deno that imports lib/log.ts as `log` and runs `code`, with every stream piped.
+ * Starts a Deno that imports cli/logger.ts as `log` and runs `code`, with every stream piped.
  */
 function spawnDeno(code: string): Deno.ChildProcess {
   const script = `import * as log from ${JSON.stringify(LOG_MODULE)};\n${code}`;

@@ -8,7 +8,7 @@
  * @module
  */
 
-import { applyAction } from "../actions.ts";
+import { applyAction } from "../protocol/actions.ts";
 
 /**
  * Why `answer` is not a correct `action` of `message`, as "expected …" text, or `undefined`

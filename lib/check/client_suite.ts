@@ -11,7 +11,7 @@
 import { encodePublicKeyPem, generateKeyPair } from "../crypto/dh.ts";
 import { Fernet } from "../crypto/fernet.ts";
 import type { Logger } from "../log.ts";
-import { loadLabGroup } from "../protocol.ts";
+import { loadLabGroup } from "../protocol/key_agreement.ts";
 import type { CheckCase } from "./cases.ts";
 import { hostileKeys } from "./hostile_keys.ts";
 import {

@@ -31,7 +31,7 @@ ssbzSibBsu/6iGtCOGEoXJf//////////wIBAg==
  * ```ts
  * import assert from "node:assert/strict";
  * import { decodePublicKeyPem, DhKeyError } from "../crypto/dh.ts";
- * import { loadLabGroup } from "../protocol.ts";
+ * import { loadLabGroup } from "../protocol/key_agreement.ts";
  * import { unsafePublicKeyPem } from "./hostile_keys.ts";
  * const group = loadLabGroup();
  * assert.throws(() => decodePublicKeyPem(group, unsafePublicKeyPem(group.p, group.g, 1n)), DhKeyError);

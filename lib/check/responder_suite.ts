@@ -8,22 +8,16 @@
  * @module
  */
 
-import { parseSignatureMessage, SignatureMessageError } from "../auth.ts";
-import { toBrokerError } from "../broker.ts";
+import { parseSignatureMessage, SignatureMessageError } from "../auth/signature.ts";
+import { toBrokerError } from "../mqtt.ts";
 import { DhPrecomputation, encodePublicKeyPem } from "../crypto/dh.ts";
 import { Fernet } from "../crypto/fernet.ts";
-import { deriveFernetKey } from "../crypto/hkdf.ts";
+import { deriveBoundKey, deriveFernetKey } from "../crypto/hkdf.ts";
 import { modPow } from "../crypto/modpow.ts";
 import type { Logger } from "../log.ts";
-import {
-  KEY_EXCHANGE,
-  loadLabGroup,
-  requestTopic,
-  responseTopic,
-  signatureTopic,
-} from "../protocol.ts";
+import { loadLabGroup } from "../protocol/key_agreement.ts";
+import { KEY_EXCHANGE, requestTopic, responseTopic, signatureTopic } from "../protocol/topics.ts";
 import { actionProblem } from "./action_rules.ts";
-import { boundTokenKey } from "./bound_key.ts";
 import type { CheckCase } from "./cases.ts";
 import { hostileKeys, secretBytes, stripped } from "./hostile_keys.ts";
 import { endOf, quote, tellingLine } from "./judge.ts";
@@ -805,7 +799,7 @@ const BODIES: Record<string, Body> = {
     const signed = await checkSignature(suite, client, session, signal);
     if (typeof signed !== "string") return signed;
     const bound = async (dir: "request" | "response", action: string) =>
-      await Fernet.create(await boundTokenKey(session.z, dir, netid, action));
+      await Fernet.create(await deriveBoundKey(session.z, { direction: dir, netid, action }));
     const request = await bound("request", "uppercase");
     const response = await bound("response", "uppercase");
     const wait = { waitMs: suite.waitMs, signal };

@@ -10,7 +10,7 @@
 
 import type { MqttClient } from "mqtt";
 import { Buffer } from "node:buffer";
-import { openMqtt } from "../broker.ts";
+import { openMqtt } from "../mqtt.ts";
 import {
   computeSharedSecret,
   type DhGroup,
@@ -24,7 +24,8 @@ import {
 } from "../crypto/dh.ts";
 import { Fernet, InvalidToken } from "../crypto/fernet.ts";
 import { deriveFernetKey } from "../crypto/hkdf.ts";
-import { KEY_EXCHANGE, readPeerPublicKey, requestTopic, responseTopic } from "../protocol.ts";
+import { readPeerPublicKey } from "../protocol/key_agreement.ts";
+import { KEY_EXCHANGE, requestTopic, responseTopic } from "../protocol/topics.ts";
 import { decodeUtf8 } from "../utf8.ts";
 
 /** A message the checker's client received. */

@@ -11,8 +11,8 @@
 
 import type { IPublishPacket, MqttClient } from "mqtt";
 import { Buffer } from "node:buffer";
-import { applyAction, isResponderAction } from "../actions.ts";
-import { openMqtt } from "../broker.ts";
+import { applyAction, isAction } from "../protocol/actions.ts";
+import { openMqtt } from "../mqtt.ts";
 import {
   computeSharedSecret,
   type DhGroup,
@@ -24,7 +24,8 @@ import {
 } from "../crypto/dh.ts";
 import { Fernet, InvalidToken } from "../crypto/fernet.ts";
 import { deriveFernetKey } from "../crypto/hkdf.ts";
-import { KEY_EXCHANGE, readPeerPublicKey, responseTopic } from "../protocol.ts";
+import { readPeerPublicKey } from "../protocol/key_agreement.ts";
+import { KEY_EXCHANGE, responseTopic } from "../protocol/topics.ts";
 import { decodeUtf8 } from "../utf8.ts";
 import { secretBytes, stripped } from "./hostile_keys.ts";
 
@@ -306,7 +307,7 @@ export class ScriptedResponder implements AsyncDisposable {
     if (request.key !== "session" || plain === undefined) return;
     request.text = decodeUtf8(plain);
     const plan = exchange.script.answer ?? "normal";
-    if (request.text === undefined || !isResponderAction(action) || plan === "silent") return;
+    if (request.text === undefined || !isAction(action) || plan === "silent") return;
     const fernet = exchange.keys.get("session")!;
     const text = applyAction(action, request.text);
     const topic = responseTopic(exchange.netid, action);

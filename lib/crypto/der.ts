@@ -28,11 +28,7 @@
 
 /** Every malformed-DER failure. The message is short and never echoes the input's contents. */
 export class DerError extends Error {
-  /** `message` is a short reason, never the input's contents. */
-  constructor(message: string) {
-    super(message);
-    this.name = "DerError";
-  }
+  override name = "DerError";
 }
 
 /** The universal tags this codec understands (X.690 §8.1.2; SEQUENCE has the constructed bit). */
@@ -198,7 +194,7 @@ function concat(parts: readonly Uint8Array[]): Uint8Array<ArrayBuffer> {
 }
 
 /** Encodes one element: tag, minimal definite length, contents. */
-export function encodeTlv(tag: number, contents: Uint8Array): Uint8Array<ArrayBuffer> {
+function encodeTlv(tag: number, contents: Uint8Array): Uint8Array<ArrayBuffer> {
   return concat([Uint8Array.of(tag), encodeLength(contents.length), contents]);
 }
 

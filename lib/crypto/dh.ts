@@ -1,7 +1,7 @@
 /**
  * Finite-field Diffie-Hellman over a fixed safe-prime group (docs/protocol.md "Diffie-Hellman"):
  * the group file, key pairs, the public key's SubjectPublicKeyInfo in DER and PEM, the checks
- * on a peer's key, the shared secret, and a key's fingerprint.
+ * on a peer's key, and the shared secret.
  *
  * The exponentiations come from ./modpow.ts. A one-shot caller needs nothing more; a
  * long-running one (a responder) passes a {@linkcode DhPrecomputation} in the options of
@@ -11,14 +11,14 @@
  * ```ts
  * import assert from "node:assert/strict";
  * import {
- *   computeSharedSecret, decodePublicKeyPem, encodePublicKeyPem, generateKeyPair,
+ *   computeSharedSecret, decodePeerPublicKey, encodePublicKeyPem, generateKeyPair,
  *   parseDhParamsPem,
  * } from "./dh.ts";
  * const group = parseDhParamsPem(await Deno.readTextFile("dhparam4096.pem"));
  * const alice = generateKeyPair(group), bob = generateKeyPair(group);
  * // Each side sends its PEM and checks the other's.
- * const bobY = decodePublicKeyPem(group, encodePublicKeyPem(group, bob.publicKey));
- * const aliceY = decodePublicKeyPem(group, encodePublicKeyPem(group, alice.publicKey));
+ * const bobY = decodePeerPublicKey(group, encodePublicKeyPem(group, bob.publicKey)).y;
+ * const aliceY = decodePeerPublicKey(group, encodePublicKeyPem(group, alice.publicKey)).y;
  * const z = computeSharedSecret(group, alice.privateKey, bobY);
  * assert.equal(z.length, 512);
  * assert.deepEqual(z, computeSharedSecret(group, bob.privateKey, aliceY));
@@ -51,22 +51,17 @@ export interface DhKeyPair {
   readonly publicKey: bigint;
 }
 
-/** A peer public key we refuse: malformed, other parameters, or out of range. */
+/**
+ * A peer public key we refuse: malformed, other parameters, or out of range. The message is
+ * one line, without key material.
+ */
 export class DhKeyError extends Error {
-  /** `message` is one line, without key material. */
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "DhKeyError";
-  }
+  override name = "DhKeyError";
 }
 
-/** The DH parameter file itself is unusable. */
+/** The DH parameter file itself is unusable. The message never quotes the file. */
 export class DhParamsError extends Error {
-  /** `message` is one line, without the file's contents. */
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "DhParamsError";
-  }
+  override name = "DhParamsError";
 }
 
 /**
@@ -74,9 +69,9 @@ export class DhParamsError extends Error {
  * security strength in bits (NIST SP 800-56A r3 §5.6.1.1, RFC 7919 §5.2); a 4096-bit group
  * gives about 150 bits (SP 800-56A r3 App. D: 152), and RFC 7919 App. A asks 325 bits of a
  * 4096-bit group's exponent (OpenSSL uses 325 for its 4096-bit named groups). 384 is that
- * rounded up to whole 64-bit BigInt digits (383 of them random: the top bit is forced). Cost
- * grows linearly with it; beyond twice the strength the group, not the exponent, limits
- * security.
+ * rounded up to whole 64-bit BigInt digits (382 of them random: the top bit is forced, and for
+ * the lab's group the low bit is cleared, see generateKeyPair). Cost grows linearly with it;
+ * beyond twice the strength the group, not the exponent, limits security.
  */
 export const PRIVATE_KEY_BITS = 384;
 
@@ -184,7 +179,11 @@ function randomBits(bits: number): bigint {
 
 /**
  * Generates a key pair: x uniform among `bits`-bit numbers (top bit set, so the size is exact)
- * below p-1, from crypto.getRandomValues, and y = g^x mod p.
+ * below p-1, from crypto.getRandomValues, and y = g^x mod p. Where g = 2 is a quadratic
+ * non-residue (p ≡ 3 mod 8, as the lab's p is), x is even, as OpenSSL draws it: with an odd x,
+ * y is a non-residue too, and its Legendre symbol (one modexp for anyone) would give away x's
+ * low bit, and a peer that checks y^q ≡ 1 (mod p) would refuse it. An even x puts y in the
+ * subgroup of prime order q = (p-1)/2.
  *
  * @param bits exponent size, from 320 up to the bit length of p; PRIVATE_KEY_BITS by default.
  * @param options `precomputation` for a long-running caller.
@@ -199,12 +198,15 @@ export function generateKeyPair(
       `DH private key size must be ${MIN_PRIVATE_KEY_BITS}..${bitLength(group.p)} bits`,
     );
   }
+  // Bit 0 of x is not secret for such a group anyway (the Legendre symbol of y tells it).
+  const clearLowBit = group.g === 2n && group.p % 8n === 3n;
   for (;;) {
-    const x = randomBits(bits) | (1n << BigInt(bits - 1));
+    let x = randomBits(bits) | (1n << BigInt(bits - 1));
+    if (clearLowBit) x &= ~1n;
     // Only a full-size exponent can reach p-1; redrawing keeps x uniform on what remains.
     if (x > group.p - 2n) continue;
     const y = power(group, group.g, x, options);
-    // Unreachable for a safe prime and x < (p-1)/2, but the peer would refuse such a y.
+    // Unreachable for a safe prime and 0 < x < (p-1)/2, but the peer would refuse such a y.
     if (y < 2n || y > group.p - 2n) continue;
     return { privateKey: x, publicKey: y };
   }
@@ -394,20 +396,6 @@ function checkPeerInfo(group: DhGroup, info: DhPublicKeyInfo): bigint {
   return info.y;
 }
 
-/**
- * Checks a peer's DER SubjectPublicKeyInfo (PKCS#3 or X9.42) against our group and returns its
- * y. Throws DhKeyError only: malformed, other p/g, or y outside [2, p-2].
- */
-export function decodePublicKeyDer(group: DhGroup, der: Uint8Array): bigint {
-  let info: DhPublicKeyInfo;
-  try {
-    info = parsePublicKeyInfo(der);
-  } catch (e) {
-    malformed(e);
-  }
-  return checkPeerInfo(group, info);
-}
-
 /** A peer's public key that passed every check: its y, and the DER it came in. */
 export interface PeerPublicKey {
   readonly y: bigint;
@@ -418,8 +406,9 @@ export interface PeerPublicKey {
 /**
  * Checks a peer's "PUBLIC KEY" PEM against our group and returns its y and DER. Reads the PEM
  * as pyca/cryptography's load_pem_public_key does (see ./pem.ts): the first block that is a
- * key, past text and other blocks; then checks it as {@linkcode decodePublicKeyDer} does.
- * Throws DhKeyError only.
+ * key, past text and other blocks; then its p and g against ours and `2 <= y <= p-2`. The one
+ * reader of a peer's PEM key (the protocol's, `readPeerPublicKey`, bounds and decodes the
+ * payload first). Throws DhKeyError only.
  *
  * @example
  * ```ts
@@ -434,27 +423,6 @@ export interface PeerPublicKey {
 export function decodePeerPublicKey(group: DhGroup, pemText: string): PeerPublicKey {
   const { der, info } = readPublicKeyPem(pemText);
   return { y: checkPeerInfo(group, info), der };
-}
-
-/**
- * Checks a peer's "PUBLIC KEY" PEM against our group and returns its y: the y of
- * {@linkcode decodePeerPublicKey}. Throws DhKeyError only.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { decodePublicKeyPem, DhKeyError, encodePublicKeyPem, parseDhParamsPem } from "./dh.ts";
- * const group = parseDhParamsPem(await Deno.readTextFile("dhparam4096.pem"));
- * const pem = encodePublicKeyPem(group, 5n);
- * assert.equal(decodePublicKeyPem(group, pem), 5n);
- * assert.throws(
- *   () => decodePublicKeyPem(group, pem.replace("-----END PUBLIC KEY-----\n", "")),
- *   (e) => e instanceof DhKeyError && e.message.endsWith("malformed: missing END line"),
- * );
- * ```
- */
-export function decodePublicKeyPem(group: DhGroup, pemText: string): bigint {
-  return decodePeerPublicKey(group, pemText).y;
 }
 
 /**
@@ -476,27 +444,4 @@ export function computeSharedSecret(
   }
   const z = power(group, peerY, privateKey, options);
   return Uint8Array.fromHex(z.toString(16).padStart(group.byteLength * 2, "0"));
-}
-
-/**
- * "SHA256:" and lowercase hex of SHA-256 over the DER SubjectPublicKeyInfo in a "PUBLIC KEY"
- * PEM (the key {@linkcode decodePublicKeyPem} would take), for comparing keys out of band.
- * Throws DhKeyError if there is no DH key in it.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { encodePublicKeyDer, encodePublicKeyPem, parseDhParamsPem } from "./dh.ts";
- * import { publicKeyFingerprint } from "./dh.ts";
- * const group = parseDhParamsPem(await Deno.readTextFile("dhparam4096.pem"));
- * const digest = await crypto.subtle.digest("SHA-256", encodePublicKeyDer(group, 5n));
- * assert.equal(
- *   await publicKeyFingerprint(encodePublicKeyPem(group, 5n)),
- *   `SHA256:${new Uint8Array(digest).toHex()}`,
- * );
- * ```
- */
-export async function publicKeyFingerprint(pemText: string): Promise<string> {
-  const { der } = readPublicKeyPem(pemText);
-  return "SHA256:" + new Uint8Array(await crypto.subtle.digest("SHA-256", der)).toHex();
 }

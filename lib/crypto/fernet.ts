@@ -24,10 +24,10 @@
  * "invalid token" so that no failure mode can be told from another.
  */
 export class InvalidToken extends Error {
+  override name = "InvalidToken";
   /** Always "invalid token". */
   constructor() {
     super("invalid token");
-    this.name = "InvalidToken";
   }
 }
 

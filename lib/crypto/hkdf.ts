@@ -1,6 +1,7 @@
 /**
- * HKDF-SHA256 (RFC 5869) through Web Crypto, and the protocol's one use of it: the Fernet key
- * from the DH shared secret (docs/protocol.md "Key derivation").
+ * HKDF-SHA256 (RFC 5869) through Web Crypto, and the protocol's two uses of it: the lab's
+ * Fernet key from the DH shared secret (docs/protocol.md "Key derivation"), and the bound
+ * token keys of the authenticated extension (docs/protocol.md "Bound tokens").
  *
  * @module
  */
@@ -56,4 +57,47 @@ const ZERO_BYTE = Uint8Array.of(0);
  */
 export function deriveFernetKey(sharedSecret: Uint8Array): Promise<Uint8Array> {
   return hkdfSha256(sharedSecret, ZERO_BYTE, ZERO_BYTE, 32);
+}
+
+/** What a bound token key is bound to: its direction, and the topic levels it travels on. */
+export interface TokenBinding {
+  direction: "request" | "response";
+  /** One topic level: no NUL, so the zero-byte separators of the info are unambiguous. */
+  netid: string;
+  action: string;
+}
+
+const BOUND_CONTEXT = "secure_mqtt token v1";
+
+/**
+ * The 32-byte Fernet key of a bound token: HKDF-SHA256 of the shared secret, salt one 0x00
+ * byte, info `"secure_mqtt token v1" 0x00 DIR 0x00 NETID 0x00 ACTION` (UTF-8). A token under it
+ * opens only in its direction, for its netid and action: it cannot be reflected or moved.
+ * Throws RangeError for a netid or action with NUL or lone surrogates, which no topic level has.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { deriveBoundKey } from "./hkdf.ts";
+ * const z = new Uint8Array(512).fill(1); // docs/protocol.md's known answer
+ * const key = await deriveBoundKey(z, {
+ *   direction: "request",
+ *   netid: "le0nh4rt",
+ *   action: "uppercase",
+ * });
+ * assert.equal(key.toHex(), "53a98e432afd27e0dafd95fe01f283eea4795abb38dac83e9694c7d83acbfaf8");
+ * ```
+ */
+export function deriveBoundKey(
+  sharedSecret: Uint8Array,
+  binding: TokenBinding,
+): Promise<Uint8Array> {
+  const { direction, netid, action } = binding;
+  for (const level of [netid, action]) {
+    if (level.includes("\0") || !level.isWellFormed()) {
+      throw new RangeError("a bound token's netid and action must be valid text without NUL");
+    }
+  }
+  const info = new TextEncoder().encode(`${BOUND_CONTEXT}\0${direction}\0${netid}\0${action}`);
+  return hkdfSha256(sharedSecret, ZERO_BYTE, info, 32);
 }

@@ -186,25 +186,6 @@ function plan(base: bigint, exponent: bigint, modulus: bigint): Plan {
 }
 
 /**
- * The path {@linkcode modPow} takes for these arguments, which depends on them alone: long
- * exponents over odd moduli use Montgomery multiplication, short ones `%`, and base 2 has its
- * own path.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { modPowPath } from "./modpow.ts";
- * const p = (1n << 127n) - 1n;
- * assert.equal(modPowPath(2n, 1n << 383n, p), "base2");
- * assert.equal(modPowPath(3n, 1n << 383n, p), "window");
- * assert.equal(modPowPath(3n, 1n << 4095n, p), "montgomery-window");
- * ```
- */
-export function modPowPath(base: bigint, exponent: bigint, modulus: bigint): ModPowPath {
-  return plan(base, exponent, modulus).path;
-}
-
-/**
  * `base^exponent mod modulus` for any integer base, exponent >= 0 and modulus >= 1, with no
  * state kept between calls. Throws RangeError for a negative exponent or a modulus below 1.
  *

@@ -38,11 +38,7 @@
 
 /** Every PEM failure: no block, bad label, bad armour, bad base64. Never echoes the input. */
 export class PemError extends Error {
-  /** `message` is a short reason, never the input's contents. */
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "PemError";
-  }
+  override name = "PemError";
 }
 
 // RFC 7468 §3 "label": printable characters without "-", single spaces between words.

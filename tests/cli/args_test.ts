@@ -1,11 +1,11 @@
 /**
- * lib/cli/args.ts: `parseArguments` is `node:util` `parseArgs` (strict, positionals allowed)
+ * cli/args.ts: `parseArguments` is `node:util` `parseArgs` (strict, positionals allowed)
  * with every refusal turned into a one-line {@linkcode UsageError} that names the option.
  */
 
 import assert from "node:assert/strict";
 import { parseArgs } from "node:util";
-import { parseArguments, UsageError } from "../../lib/cli/args.ts";
+import { parseArguments, UsageError } from "../../cli/args.ts";
 
 const OPTIONS = {
   help: { type: "boolean", short: "h" },

@@ -1,5 +1,5 @@
 /**
- * lib/cli/command.ts: how an entry point ends. Each case runs a tiny command through
+ * cli/command.ts: how an entry point ends. Each case runs a tiny command through
  * `runCommand` in a subprocess, since what is under test is what reaches stdout, stderr and
  * the exit status.
  */
@@ -7,8 +7,8 @@
 import assert from "node:assert/strict";
 import { ROOT, runPeer } from "../../support/processes.ts";
 
-const COMMAND_MODULE = new URL("../../lib/cli/command.ts", import.meta.url).href;
-const ARGS_MODULE = new URL("../../lib/cli/args.ts", import.meta.url).href;
+const COMMAND_MODULE = new URL("../../cli/command.ts", import.meta.url).href;
+const ARGS_MODULE = new URL("../../cli/args.ts", import.meta.url).href;
 
 /** Runs a command whose `main` body is `body` (it may use UsageError, Failure, printOut). */
 function runBody(body: string) {

@@ -6,9 +6,9 @@ import {
   encodeInteger,
   encodeOid,
   encodeSequence,
-  encodeTlv,
   Tag,
 } from "../../lib/crypto/der.ts";
+import { tlv } from "../../support/der.ts";
 
 const hex = (s: string) => Uint8Array.fromHex(s.replaceAll(" ", ""));
 const read = <T>(bytes: Uint8Array, f: (r: DerReader) => T): T => {
@@ -47,7 +47,7 @@ Deno.test("INTEGER encodes as minimal two's complement and round-trips", () => {
 
 Deno.test("long-form lengths round-trip at every boundary", () => {
   for (const n of [0, 1, 127, 128, 255, 256, 65535, 65536]) {
-    const der = encodeTlv(Tag.SEQUENCE, new Uint8Array(n));
+    const der = tlv(Tag.SEQUENCE, new Uint8Array(n));
     const header = n < 128 ? 2 : n < 256 ? 3 : n < 65536 ? 4 : 5;
     assert.equal(der.length, header + n);
     assert.equal(read(der, (r) => r.read(Tag.SEQUENCE)).length, n);

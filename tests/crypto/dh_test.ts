@@ -1,8 +1,7 @@
 import assert from "node:assert/strict";
 import {
   computeSharedSecret,
-  decodePublicKeyDer,
-  decodePublicKeyPem,
+  decodePeerPublicKey,
   DhKeyError,
   DhParamsError,
   DhPrecomputation,
@@ -14,17 +13,17 @@ import {
   parseDhParamsPem,
   parsePublicKeyInfo,
   PRIVATE_KEY_BITS,
-  publicKeyFingerprint,
   warmUp,
 } from "../../lib/crypto/dh.ts";
+import { fingerprint } from "../../lib/crypto/fingerprint.ts";
 import {
   encodeBitString,
   encodeInteger,
   encodeOid,
   encodeSequence,
-  encodeTlv,
   Tag,
 } from "../../lib/crypto/der.ts";
+import { tlv } from "../../support/der.ts";
 import { modPow, ModPowPrecomputation } from "../../lib/crypto/modpow.ts";
 import { pemEncode } from "../../lib/crypto/pem.ts";
 import { deriveFernetKey } from "../../lib/crypto/hkdf.ts";
@@ -97,6 +96,22 @@ Deno.test("generateKeyPair: exact exponent size, below p-1, y = g^x", () => {
   }
 });
 
+Deno.test("our exponents are even, so our public keys lie in the subgroup of order q", () => {
+  // p ≡ 3 (mod 8): g = 2 is a non-residue, and an odd x would make y one too.
+  assert.equal(p % 8n, 3n);
+  assert.equal(modPow(g, q, p), p - 1n);
+  const precomputation = new DhPrecomputation(group);
+  for (let i = 0; i < 16; i++) {
+    const pair = generateKeyPair(group, PRIVATE_KEY_BITS, i % 2 ? { precomputation } : {});
+    assert.equal(pair.privateKey & 1n, 0n, "x is even");
+    assert.equal(modPow(pair.publicKey, q, p), 1n, "y^q = 1 (mod p)");
+  }
+  // A group where g is a residue has no such bit to hide: x keeps its full randomness there.
+  const residue = { ...group, g: 4n };
+  const odd = Array.from({ length: 32 }, () => generateKeyPair(residue).privateKey & 1n);
+  assert.ok(odd.includes(1n), "some odd exponents for g = 4");
+});
+
 Deno.test("with a precomputation: the same keys and secrets, through the warm paths", () => {
   const precomputation = new DhPrecomputation(group);
   const peer = generateKeyPair(group);
@@ -162,7 +177,7 @@ Deno.test("public key PEM round-trips and decodes both SPKI forms", () => {
         "-----END PUBLIC KEY-----\n$",
     ),
   );
-  assert.equal(decodePublicKeyPem(group, pem), y);
+  assert.equal(decodePeerPublicKey(group, pem).y, y);
   const pkcs3 = parsePublicKeyInfo(encodePublicKeyDer(group, y));
   assert.deepEqual(pkcs3, { algorithm: OID_DH_KEY_AGREEMENT, p, g, q: undefined, y });
 
@@ -182,8 +197,8 @@ Deno.test("public key PEM round-trips and decodes both SPKI forms", () => {
       x942(encodeInteger(2n), validation),
     ]
   ) {
-    assert.equal(decodePublicKeyDer(group, der), y);
-    assert.equal(decodePublicKeyPem(group, pemEncode("PUBLIC KEY", der)), y);
+    assert.equal(decodePeerPublicKey(group, pemEncode("PUBLIC KEY", der)).y, y);
+    assert.equal(decodePeerPublicKey(group, pemEncode("PUBLIC KEY", der)).y, y);
   }
   assert.equal(parsePublicKeyInfo(x942()).q, q);
   // PKCS#3 with the optional privateValueLength.
@@ -192,19 +207,19 @@ Deno.test("public key PEM round-trips and decodes both SPKI forms", () => {
     encodeInteger(g),
     encodeInteger(384n),
   ], yDer);
-  assert.equal(decodePublicKeyDer(group, withLength), y);
+  assert.equal(decodePeerPublicKey(group, pemEncode("PUBLIC KEY", withLength)).y, y);
   // The smallest and largest acceptable y.
-  assert.equal(decodePublicKeyPem(group, encodePublicKeyPem(group, 2n)), 2n);
-  assert.equal(decodePublicKeyPem(group, encodePublicKeyPem(group, p - 2n)), p - 2n);
+  assert.equal(decodePeerPublicKey(group, encodePublicKeyPem(group, 2n)).y, 2n);
+  assert.equal(decodePeerPublicKey(group, encodePublicKeyPem(group, p - 2n)).y, p - 2n);
 });
 
-Deno.test("decodePublicKeyPem refuses other parameters, bad ranges and malformed keys", () => {
+Deno.test("decodePeerPublicKey refuses other parameters, bad ranges and malformed keys", () => {
   const y = generateKeyPair(group).publicKey;
   const ints = (...v: bigint[]) => v.map(encodeInteger);
   const pkcs3 = (params: Uint8Array[], yDer = encodeInteger(y)) =>
     pemEncode("PUBLIC KEY", spki(OID_DH_KEY_AGREEMENT, params, yDer));
   const refuse = (pem: string, message: RegExp) =>
-    assert.throws(() => decodePublicKeyPem(group, pem), keyError(message));
+    assert.throws(() => decodePeerPublicKey(group, pem).y, keyError(message));
 
   refuse(pkcs3(ints(p + 2n, g)), /different DH parameters/);
   refuse(pkcs3(ints(p, 5n)), /different DH parameters/);
@@ -226,7 +241,7 @@ Deno.test("decodePublicKeyPem refuses other parameters, bad ranges and malformed
   refuse(pkcs3(ints(p, g, 0n)), /malformed: INTEGER must be positive/);
   refuse(pkcs3(ints(p, g, 1n, 1n)), /malformed: trailing bytes/);
   refuse(
-    pkcs3(ints(p, g), encodeTlv(Tag.OBJECT_IDENTIFIER, Uint8Array.of(1))),
+    pkcs3(ints(p, g), tlv(Tag.OBJECT_IDENTIFIER, Uint8Array.of(1))),
     /malformed: unexpected tag/,
   );
   refuse(pkcs3(ints(p, g), new Uint8Array([...encodeInteger(y), 0])), /malformed: trailing bytes/);
@@ -243,35 +258,41 @@ Deno.test("decodePublicKeyPem refuses other parameters, bad ranges and malformed
   refuse("not a key", /malformed: missing BEGIN/);
 });
 
-Deno.test("publicKeyFingerprint is SHA-256 over the DER SubjectPublicKeyInfo", async () => {
+Deno.test("decodePeerPublicKey returns the DER a fingerprint is taken over", async () => {
   const y = generateKeyPair(group).publicKey;
   const der = encodePublicKeyDer(group, y);
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", der)).toHex();
   const pem = encodePublicKeyPem(group, y);
-  assert.equal(await publicKeyFingerprint(pem), `SHA256:${digest}`);
-  assert.equal(await publicKeyFingerprint(pem.replaceAll("\n", "\r\n")), `SHA256:${digest}`);
-  await assert.rejects(publicKeyFingerprint("nope"), DhKeyError);
-  // The key that decodePublicKeyPem takes: after text, past a block that is not a key.
-  const notAKey = "-----BEGIN PUBLIC KEY-----\nMAA=\n-----END PUBLIC KEY-----\n";
-  assert.equal(await publicKeyFingerprint(`Hi,\n${notAKey}${pem}`), `SHA256:${digest}`);
+  for (
+    const text of [
+      pem,
+      pem.replaceAll("\n", "\r\n"),
+      // The key it takes: after text, past a block that is not a key.
+      `Hi,\n-----BEGIN PUBLIC KEY-----\nMAA=\n-----END PUBLIC KEY-----\n${pem}`,
+    ]
+  ) {
+    const key = decodePeerPublicKey(group, text);
+    assert.deepEqual(key.der, der);
+    assert.equal(await fingerprint(key.der), `SHA256:${digest}`);
+  }
 });
 
-Deno.test("decodePublicKeyPem takes the first block that is a key, and only a DH one", () => {
+Deno.test("decodePeerPublicKey takes the first block that is a key, and only a DH one", () => {
   const a = generateKeyPair(group).publicKey, b = generateKeyPair(group).publicKey;
   const [pemA, pemB] = [encodePublicKeyPem(group, a), encodePublicKeyPem(group, b)];
-  assert.equal(decodePublicKeyPem(group, pemA + pemB), a);
+  assert.equal(decodePeerPublicKey(group, pemA + pemB).y, a);
   const notAKey = pemEncode("PUBLIC KEY", encodeSequence(encodeInteger(1n)));
-  assert.equal(decodePublicKeyPem(group, notAKey + pemB), b);
+  assert.equal(decodePeerPublicKey(group, notAKey + pemB).y, b);
   // An EC key (any algorithm OpenSSL would load) stops the search: it is the key, and not ours.
   const ec = pemEncode("PUBLIC KEY", spki("1.2.840.10045.2.1", [], encodeInteger(1n)));
-  assert.throws(() => decodePublicKeyPem(group, ec + pemA), keyError(/malformed: not a DH key/));
+  assert.throws(() => decodePeerPublicKey(group, ec + pemA).y, keyError(/malformed: not a DH key/));
   // A block OpenSSL would read as a key, bar the bytes after it, stops it too (DER stays strict).
   const trailing = pemEncode("PUBLIC KEY", new Uint8Array([...encodePublicKeyDer(group, a), 0]));
   assert.throws(
-    () => decodePublicKeyPem(group, trailing + pemB),
+    () => decodePeerPublicKey(group, trailing + pemB).y,
     keyError(/malformed: trailing bytes/),
   );
-  assert.throws(() => decodePublicKeyPem(group, notAKey), keyError(/malformed: unexpected tag/));
+  assert.throws(() => decodePeerPublicKey(group, notAKey).y, keyError(/malformed: unexpected tag/));
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -314,13 +335,39 @@ print(json.dumps({
 `,
     { ours: encodePublicKeyPem(group, ours.publicKey) },
   );
-  const theirY = decodePublicKeyPem(group, out.pem);
-  assert.equal(decodePublicKeyPem(group, out.x942), theirY);
+  const theirY = decodePeerPublicKey(group, out.pem).y;
+  assert.equal(decodePeerPublicKey(group, out.x942).y, theirY);
   // Under this label OpenSSL's X9.42 decoder takes the key too, and so do we.
   const x942Label = out.x942.replaceAll("PUBLIC KEY", "X9.42 DH PARAMETERS");
-  assert.equal(decodePublicKeyPem(group, x942Label), theirY);
+  assert.equal(decodePeerPublicKey(group, x942Label).y, theirY);
   assert.equal(parsePublicKeyInfo(pemDecodeDer(out.x942)).algorithm, OID_DH_PUBLIC_NUMBER);
   assert.equal(computeSharedSecret(group, ours.privateKey, theirY).toHex(), out.z);
+});
+
+pycaTest("pyca takes our public keys and finds them in the subgroup, as its own", async () => {
+  const ours = Array.from({ length: 8 }, () => generateKeyPair(group));
+  const out = await pyca(
+    `
+q = (pn.p - 1) // 2
+theirs = [params.generate_private_key() for _ in range(4)]
+print(json.dumps({
+    "ours_in_subgroup": [pow(load_pem_public_key(k.encode()).public_numbers().y, q, pn.p) == 1
+                         for k in inp["ours"]],
+    "theirs_in_subgroup": [pow(t.public_key().public_numbers().y, q, pn.p) == 1 for t in theirs],
+    "z": [theirs[0].exchange(load_pem_public_key(k.encode())).hex() for k in inp["ours"]],
+    "pem": pem_of(theirs[0].public_key()),
+}))
+`,
+    { ours: ours.map((pair) => encodePublicKeyPem(group, pair.publicKey)) },
+  );
+  assert.deepEqual(out.ours_in_subgroup, ours.map(() => true));
+  // OpenSSL draws its exponents the same way for this group: ours look like pyca's.
+  assert.deepEqual(out.theirs_in_subgroup, [true, true, true, true]);
+  const theirY = decodePeerPublicKey(group, out.pem).y;
+  assert.deepEqual(
+    out.z,
+    ours.map((pair) => computeSharedSecret(group, pair.privateKey, theirY).toHex()),
+  );
 });
 
 function pemDecodeDer(pem: string): Uint8Array {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { deriveFernetKey, hkdfSha256 } from "../../lib/crypto/hkdf.ts";
+import { deriveBoundKey, deriveFernetKey, hkdfSha256 } from "../../lib/crypto/hkdf.ts";
 import { pycaTest, runPython } from "./pyca.ts";
 
 const hex = (s: string) => Uint8Array.fromHex(s);
@@ -67,3 +67,62 @@ for line in sys.stdin.read().split():
     assert.deepEqual(ours, out.trim().split("\n"));
   },
 );
+
+// The known answers of the authenticated extension (pyca's HKDF), for Z = 512 bytes of 0x01.
+const Z_ONES = new Uint8Array(512).fill(1);
+const KNOWN = {
+  lab: "22cdf46f081e7d080182f37f3d8bdfde7d5c21db5a5cb005a88966253cffbcc7",
+  request: "53a98e432afd27e0dafd95fe01f283eea4795abb38dac83e9694c7d83acbfaf8",
+  response: "d902ef05a561d206f3c774d58bdc8512a15439962f90dc7f2f868c54fd3160bd",
+};
+
+Deno.test("bound token keys: the extension's known answers, and each binding apart", async () => {
+  assert.equal((await deriveFernetKey(Z_ONES)).toHex(), KNOWN.lab);
+  const binding = { netid: "le0nh4rt", action: "uppercase" };
+  const request = await deriveBoundKey(Z_ONES, { direction: "request", ...binding });
+  const response = await deriveBoundKey(Z_ONES, { direction: "response", ...binding });
+  assert.equal(request.toHex(), KNOWN.request);
+  assert.equal(response.toHex(), KNOWN.response);
+  // Another action or netid is another key: a token cannot be moved between them.
+  const keys = new Set([KNOWN.lab, KNOWN.request, KNOWN.response]);
+  for (
+    const other of [
+      { direction: "request", netid: "le0nh4rt", action: "reverse" },
+      { direction: "request", netid: "le0nh4r", action: "tuppercase" }, // the separator counts
+      { direction: "request", netid: "alice", action: "uppercase" },
+    ] as const
+  ) {
+    keys.add((await deriveBoundKey(Z_ONES, other)).toHex());
+  }
+  assert.equal(keys.size, 6);
+  for (const netid of ["a\0b", "\ud800"]) {
+    assert.throws(
+      () => deriveBoundKey(Z_ONES, { direction: "request", netid, action: "x" }),
+      RangeError,
+    );
+  }
+});
+
+pycaTest("bound token keys match pyca's HKDF with the extension's info", async () => {
+  const z = crypto.getRandomValues(new Uint8Array(512));
+  const bindings = [
+    { direction: "request", netid: "le0nh4rt", action: "title-case" },
+    { direction: "response", netid: "ünï", action: "reverse" },
+  ] as const;
+  const out = await runPython(
+    `
+import json, sys
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+inp = json.loads(sys.stdin.read())
+for b in inp["bindings"]:
+    info = b"secure_mqtt token v1\\x00" + "\\x00".join(
+        [b["direction"], b["netid"], b["action"]]).encode("utf-8")
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=b"\\x00", info=info)
+    print(hkdf.derive(bytes.fromhex(inp["z"])).hex())
+`,
+    JSON.stringify({ z: z.toHex(), bindings }),
+  );
+  const ours = await Promise.all(bindings.map(async (b) => (await deriveBoundKey(z, b)).toHex()));
+  assert.deepEqual(ours, out.trim().split("\n"));
+});

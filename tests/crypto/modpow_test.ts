@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { modPow, modPowPath, ModPowPrecomputation } from "../../lib/crypto/modpow.ts";
+import { modPow, ModPowPrecomputation } from "../../lib/crypto/modpow.ts";
 import { parseDhParamsPem } from "../../lib/crypto/dh.ts";
 
 const { p, g } = parseDhParamsPem(
@@ -48,7 +48,7 @@ Deno.test("modPow matches the textbook on random small arguments", () => {
   assert.throws(() => modPow(2n, 1n, 0n), RangeError);
 });
 
-Deno.test("modPow takes each path on the arguments that call for it, and gets it right", () => {
+Deno.test("modPow is right on arguments chosen to take each of its paths", () => {
   const random = rng(0xbeef);
   const mersenne = (1n << 1279n) - 1n;
   const cases: [bigint, bigint, bigint, string][] = [
@@ -68,7 +68,6 @@ Deno.test("modPow takes each path on the arguments that call for it, and gets it
     [3n, exact(random, 1023), p, "window"],
   ];
   for (const [b, e, m, path] of cases) {
-    assert.equal(modPowPath(b, e, m), path, `path of ${path} case`);
     assert.equal(modPow(b, e, m), referencePow(b, e, m), `result of ${path} case`);
   }
 });
@@ -82,8 +81,6 @@ Deno.test("modPow keeps no state: a thousand calls with one modulus change nothi
     if (i % 100 === 0) assert.equal(modPow(y, x, p), expected);
     modPow(g, exact(random, 64), p);
   }
-  assert.equal(modPowPath(y, x, p), "window");
-  assert.equal(modPowPath(g, x, p), "base2");
   assert.equal(modPow(y, x, p), expected);
 });
 

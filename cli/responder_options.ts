@@ -1,0 +1,110 @@
+/**
+ * The responder's command line: the lab's broker options (`--help`, `-v`, `-h HOST`,
+ * `-p PORT`) first, then the others and the identity options. {@linkcode parseResponderArgs}
+ * turns argv into what `Responder` needs, or a {@linkcode UsageError}.
+ *
+ * @module
+ */
+
+import { ACTIONS } from "../lib/protocol/actions.ts";
+import type { BrokerOptions } from "../lib/mqtt.ts";
+import { DEFAULT_LIMITS, REQUEST_FILTERS } from "../lib/responder/responder.ts";
+import { formatUsage, parseArguments, UsageError } from "./args.ts";
+import {
+  BROKER_OPTIONS,
+  brokerFromArgs,
+  LAB_OPTIONS_HELP,
+  MORE_BROKER_OPTIONS_HELP,
+  VERSION_HELP,
+} from "./broker_options.ts";
+
+/** The command's name, the prefix of its stderr lines. */
+export const RESPONDER_NAME = "secure_mqtt_responder";
+
+/** The usage lines, printed after a usage error and at the top of the help. */
+export const RESPONDER_USAGE: string = formatUsage(RESPONDER_NAME, [
+  "[--help]",
+  "[-v]",
+  "[-h HOST]",
+  "[-p PORT]",
+  "[--url URL]",
+  "[--tls]",
+  "[--cafile FILE]",
+  "[--username USER]",
+  "[--identity FILE]",
+  "[--new-identity]",
+  "[--version]",
+]);
+
+const L = DEFAULT_LIMITS;
+const MiB = 1024 * 1024;
+const idleMinutes = L.sessionIdleMs / 60_000;
+const inFlight = `${L.maxRequestsInFlight} requests and ${L.maxBytesInFlight / MiB} MiB`;
+const perNetid = `${L.maxRequestsInFlightPerNetid} and ${L.maxBytesInFlightPerNetid / MiB} MiB`;
+
+/** What `--help` prints. */
+export const RESPONDER_HELP = `${RESPONDER_USAGE}
+
+Answers secure_mqtt_client requests for any number of netids: subscribes to ${REQUEST_FILTERS[0]},
+agrees a key per netid by 4096-bit Diffie-Hellman, and answers each encrypted action request
+on <netid>/<action>/response. Runs until SIGINT or SIGTERM; reconnects (with backoff) when the
+broker goes away.
+
+actions answered: ${ACTIONS.join(", ")}
+
+options:
+${LAB_OPTIONS_HELP}
+${MORE_BROKER_OPTIONS_HELP}
+  --identity FILE       sign every key exchange with this Ed25519 identity (PKCS#8 PEM,
+                        e.g. from --new-identity or openssl genpkey -algorithm ed25519);
+                        its fingerprint is logged at start: clients pass it to --trust
+  --new-identity        print a new identity (PEM) on stdout and its fingerprint on stderr,
+                        and exit: secure_mqtt_responder --new-identity > identity.pem
+${VERSION_HELP}
+
+limits: ${L.maxSessions} live sessions (the least recently used evicted first), each
+forgotten after ${idleMinutes} min idle; ${L.maxPendingKeyExchanges} netids waiting for a key exchange;
+${inFlight} in flight, ${perNetid} per netid.
+
+exit status: 0 after SIGINT/SIGTERM, 1 runtime failure (reason on stderr), 2 usage error
+`;
+
+const OPTIONS = {
+  ...BROKER_OPTIONS,
+  identity: { type: "string" },
+  "new-identity": { type: "boolean" },
+} as const;
+
+/** What the command line asks for. */
+export type ResponderInvocation =
+  | { kind: "help" }
+  | { kind: "version" }
+  | { kind: "new-identity" }
+  | { kind: "serve"; broker: BrokerOptions; identityFile?: string; verbose: boolean };
+
+/**
+ * Parses and checks the responder's arguments. Throws {@linkcode UsageError} with one line.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseResponderArgs } from "./responder_options.ts";
+ * const serve = parseResponderArgs(["-h", "broker.lab", "-p", "1884", "-v"]);
+ * assert.equal(serve.kind === "serve" && serve.broker.host, "broker.lab");
+ * ```
+ */
+export function parseResponderArgs(args: string[]): ResponderInvocation {
+  const { values, positionals } = parseArguments(args, OPTIONS);
+  if (values.help) return { kind: "help" };
+  if (values.version) return { kind: "version" };
+  if (positionals.length > 0) {
+    throw new UsageError(`unrecognized arguments: ${positionals.join(" ")}`);
+  }
+  if (values["new-identity"]) return { kind: "new-identity" };
+  return {
+    kind: "serve",
+    broker: brokerFromArgs(values),
+    identityFile: values.identity,
+    verbose: values.verbose === true,
+  };
+}

@@ -1,0 +1,671 @@
+/**
+ * The responder (lib/responder/responder.ts and responder.ts): interop both ways with the Python peers,
+ * sessions, bad input of every kind, a key-exchange flood, a broker restart, the
+ * authenticated extension (its identity and signatures), and the command line. Against a
+ * private mosquitto; the command line through the `responder` task's own permissions.
+ */
+
+import assert from "node:assert/strict";
+import { ACTIONS } from "../../lib/protocol/actions.ts";
+import { encodeBitString, encodeInteger, encodeOid, encodeSequence } from "../../lib/crypto/der.ts";
+import { encodePublicKeyPem, generateKeyPair } from "../../lib/crypto/dh.ts";
+import { pemEncode } from "../../lib/crypto/pem.ts";
+import type { BrokerOptions } from "../../lib/mqtt.ts";
+import { requestTransform } from "../../lib/client/session.ts";
+import { Identity } from "../../lib/auth/identity.ts";
+import type { Logger } from "../../lib/log.ts";
+import { RESPONDER_HELP, RESPONDER_USAGE } from "../../cli/responder_options.ts";
+import { loadLabGroup } from "../../lib/protocol/key_agreement.ts";
+import {
+  MAX_MESSAGE_BYTES,
+  MAX_PAYLOAD_BYTES,
+  MAX_PUBLIC_KEY_PEM_BYTES,
+} from "../../lib/protocol/limits.ts";
+import {
+  backoffDelay,
+  printable,
+  Responder,
+  ResponderError,
+} from "../../lib/responder/responder.ts";
+import {
+  type Broker,
+  freePort,
+  mosquittoSkipReason,
+  startMosquitto,
+} from "../../support/mosquitto.ts";
+import { runTask, spawnPeer, spawnTask, startResponderTask } from "../../support/processes.ts";
+import {
+  PYTHON,
+  pythonPeersSkipReason,
+  runPythonClient,
+  startPythonResponder,
+} from "../../support/python.ts";
+import { handshake, Tap } from "../../support/tap.ts";
+import { assertAnswer } from "../../support/answers.ts";
+
+const group = loadLabGroup();
+const needsBroker = mosquittoSkipReason() !== undefined;
+const needsPython = needsBroker || pythonPeersSkipReason() !== undefined;
+const SUBSCRIBED = /subscribed to \+\/\+\/request/;
+const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+
+function at(broker: Broker): BrokerOptions {
+  return { transport: "mqtt", host: broker.host, port: broker.port };
+}
+
+/** A logger that keeps its lines, and can wait for one (instead of sleeping). */
+function recordingLogger(): Logger & {
+  lines: string[];
+  waitFor(pattern: RegExp, timeoutMs?: number): Promise<string>;
+} {
+  const lines: string[] = [];
+  const waiters = new Set<(line: string) => boolean>();
+  const push = (line: string) => {
+    lines.push(line);
+    for (const w of waiters) if (w(line)) waiters.delete(w);
+  };
+  return {
+    verbose: true,
+    lines,
+    debug: (m) => push(`debug: ${m}`),
+    info: (m) => push(m),
+    warn: (m) => push(`warning: ${m}`),
+    waitFor(pattern, timeoutMs = 15_000) {
+      const seen = lines.find((l) => pattern.test(l));
+      if (seen !== undefined) return Promise.resolve(seen);
+      return new Promise((resolve, reject) => {
+        const waiter = (line: string) => {
+          if (!pattern.test(line)) return false;
+          clearTimeout(timer);
+          resolve(line);
+          return true;
+        };
+        const timer = setTimeout(() => {
+          waiters.delete(waiter);
+          reject(new Error(`no log line matching ${pattern}:\n${lines.join("\n")}`));
+        }, timeoutMs);
+        waiters.add(waiter);
+      });
+    },
+  };
+}
+
+/** A PKCS#3 SubjectPublicKeyInfo PEM with any p, g, y (no range checks: for hostile keys). */
+function rawPublicKeyPem(p: bigint, g: bigint, y: bigint): string {
+  const der = encodeSequence(
+    encodeSequence(
+      encodeOid("1.2.840.113549.1.3.1"),
+      encodeSequence(encodeInteger(p), encodeInteger(g)),
+    ),
+    encodeBitString(encodeInteger(y)),
+  );
+  return pemEncode("PUBLIC KEY", der);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Units: no broker
+
+Deno.test("backoffDelay doubles from the minimum, is capped, and jitters in the upper half", () => {
+  const limits = { reconnectMinMs: 500, reconnectMaxMs: 30_000 };
+  assert.equal(backoffDelay(0, limits, () => 0), 250);
+  assert.equal(backoffDelay(0, limits, () => 1), 500);
+  assert.equal(backoffDelay(3, limits, () => 1), 4000);
+  assert.equal(backoffDelay(50, limits, () => 1), 30_000);
+  assert.equal(backoffDelay(50, limits, () => 0), 15_000);
+  const spread = new Set(Array.from({ length: 20 }, () => backoffDelay(4, limits)));
+  assert.ok(spread.size > 1, "no jitter");
+});
+
+Deno.test("printable escapes control and bidi characters and truncates", () => {
+  assert.equal(
+    printable("evil\nsecure_mqtt_responder: answered"),
+    "evil\\nsecure_mqtt_responder: answered",
+  );
+  assert.equal(printable("\x1b[31mred"), "\\u001b[31mred");
+  assert.equal(printable("a\u202eb"), "a\\u202eb");
+  assert.equal(printable("x".repeat(100), 10), "xxxxxxxxxx…");
+});
+
+Deno.test("bad limits are refused with a ResponderError", () => {
+  for (const limits of [{ maxSessions: 0 }, { logBurst: NaN }, { reconnectMaxMs: 10 }]) {
+    assert.throws(
+      () => new Responder({ broker: { transport: "mqtt", host: "x", port: 1 }, group, limits }),
+      ResponderError,
+    );
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+// Interop with the Python reference peers
+
+Deno.test({
+  name: "a Python (pyca + paho) client gets correct answers for every action, title-case too",
+  ignore: needsPython,
+  async fn() {
+    await using broker = await startMosquitto();
+    const log = recordingLogger();
+    await using _responder = await Responder.start({ broker: at(broker), group, logger: log });
+    const message = "Hello, Wörld! they're 123 abc";
+    const runs = await Promise.all(
+      ACTIONS.map((action) => runPythonClient(broker, [`py-${action}`, action, message])),
+    );
+    ACTIONS.forEach((action, i) => {
+      const run = runs[i];
+      assert.equal(run.code, 0, `${action}: ${run.stderr}`);
+      assertAnswer(action, message, run.stdout.replace(/\n$/, ""));
+    });
+    // An action that earlier years' clients send, checked against Python's own str.title().
+    const title = await runPythonClient(broker, ["py-title", "title-case", message]);
+    assert.equal(title.code, 0, title.stderr);
+    const python = await new Deno.Command(PYTHON, {
+      args: ["-c", "import sys; print(sys.argv[1].title())", message],
+    }).output();
+    assert.equal(title.stdout, decode(python.stdout));
+    assert.equal(log.lines.filter((l) => /^answered py-/.test(l)).length, ACTIONS.length + 1);
+    assert.ok(!log.lines.some((l) => l.includes(message)), "plaintext in the log");
+  },
+});
+
+Deno.test({
+  name: "a Python client whose shared secret starts with a zero byte still gets its answer",
+  ignore: needsPython,
+  async fn() {
+    // A zero-led secret takes ~256 exchanges on average: three clients hunt at once, and the
+    // first to find one must get the right answer.
+    await using broker = await startMosquitto();
+    await using _responder = await Responder.start({ broker: at(broker), group });
+    await using hunters = new AsyncDisposableStack(); // the losers are killed at the end
+    const runs = [0, 1, 2].map((i) =>
+      hunters.use(spawnPeer(PYTHON, [
+        "-u",
+        "tests/peers/client.py",
+        "--host",
+        broker.host,
+        "--port",
+        String(broker.port),
+        "--zero-lead",
+        `zero-${i}`,
+        "reverse",
+        "zero-led Z",
+      ]))
+    );
+    const winner = await Promise.race(runs.map((run) => run.status.then(() => run)));
+    assert.equal((await winner.status).code, 0, winner.stderrText());
+    assert.equal(winner.stdoutText(), "Z del-orez\n");
+    assert.match(winner.stderrText(), /zero-lead after \d+ exchanges/);
+  },
+});
+
+Deno.test({
+  name: "our client gets correct answers from the Python reference responder",
+  ignore: needsPython,
+  async fn() {
+    await using broker = await startMosquitto();
+    await using _py = await startPythonResponder(broker);
+    const message = "interop, the other way round";
+    const answers = await Promise.all(
+      ACTIONS.map((action) =>
+        requestTransform({
+          broker: at(broker),
+          netid: `ts-${action}`,
+          action,
+          message,
+          timeoutMs: 10_000,
+          group,
+        })
+      ),
+    );
+    ACTIONS.forEach((action, i) => assertAnswer(action, message, answers[i]));
+  },
+});
+
+// ---------------------------------------------------------------------------------------------
+// The authenticated extension
+
+Deno.test({
+  name: "with --identity: the fingerprint is logged, and a Python --trust client is answered",
+  ignore: needsPython,
+  async fn() {
+    await using broker = await startMosquitto();
+    const dir = await Deno.makeTempDir();
+    try {
+      const made = await runTask("responder", ["--new-identity"]);
+      assert.equal(made.code, 0, made.stderr);
+      const fingerprint = /new identity (SHA256:[0-9a-f]{64})$/m.exec(made.stderr)?.[1];
+      assert.ok(fingerprint, made.stderr);
+      assert.equal((await Identity.fromPem(made.stdout)).fingerprint, fingerprint);
+      await Deno.writeTextFile(`${dir}/identity.pem`, made.stdout);
+
+      await using responder = await startResponderTask(broker, [
+        "-v",
+        "--identity",
+        `${dir}/identity.pem`,
+      ]);
+      assert.match(responder.stderrText(), new RegExp(`identity ${fingerprint}`));
+      const trusted = await runPythonClient(broker, [
+        "--trust",
+        fingerprint.toUpperCase().replace("SHA256:", "sha256:"),
+        "signed",
+        "reverse",
+        "abc",
+      ]);
+      assert.equal(trusted.code, 0, trusted.stderr);
+      assert.equal(trusted.stdout, "cba\n");
+      assert.match(trusted.stderr, new RegExp(`authenticated by ${fingerprint}`));
+      await responder.waitForLine(/session for signed ready \(signed\)/);
+      // A lab client, which knows nothing of the extension, notices nothing.
+      const lab = await runPythonClient(broker, ["lab", "uppercase", "abc"]);
+      assert.equal(lab.code, 0, lab.stderr);
+      assert.equal(lab.stdout, "ABC\n");
+      // A client that trusts another identity refuses this responder.
+      const other = (await Identity.generate()).identity.fingerprint;
+      const refused = await runPythonClient(broker, [
+        "--timeout",
+        "2",
+        "--trust",
+        other,
+        "wary",
+        "reverse",
+        "abc",
+      ]);
+      assert.equal(refused.code, 1);
+      assert.equal(refused.stdout, "");
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test("--identity: a missing, wrong-kind or garbage key file is a usage error", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/garbage.pem`, "not a key at all\n");
+    await Deno.writeTextFile(`${dir}/public.pem`, encodePublicKeyPem(group, 5n));
+    const cases: [string, RegExp][] = [
+      [`${dir}/missing.pem`, /cannot read '.*missing\.pem': no such file/],
+      [`${dir}/garbage.pem`, /garbage\.pem .*(not a PEM|PEM)/],
+      [`${dir}/public.pem`, /public\.pem is a public key/],
+    ];
+    for (const [file, reason] of cases) {
+      const run = await runTask("responder", ["--identity", file]);
+      assert.equal(run.code, 2, run.stderr);
+      assert.equal(run.stdout, "");
+      const [first, second] = run.stderr.split("\n");
+      assert.match(first, /^secure_mqtt_responder: error: argument --identity: /);
+      assert.match(first, reason);
+      assert.match(second, /^usage: secure_mqtt_responder /);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+// Sessions
+
+Deno.test({
+  name: "many netids at once, and the newest key exchange for a netid wins",
+  ignore: needsBroker,
+  async fn() {
+    await using broker = await startMosquitto();
+    const log = recordingLogger();
+    await using responder = await Responder.start({ broker: at(broker), group, logger: log });
+    await using tap = await Tap.open(broker, ["+/key-exchange/response", "+/+/response"]);
+
+    const first = await handshake(tap, "same");
+    const other = await handshake(tap, "other");
+    await tap.publish("same/reverse/request", await first.encrypt("abc"));
+    const reversed = await tap.next("same/reverse/response");
+    assert.equal(decode(await first.decrypt(reversed.payload)), "cba");
+
+    const second = await handshake(tap, "same"); // replaces the first session for "same"
+    await tap.publish("same/reverse/request", await first.encrypt("old key"));
+    await tap.publish("same/uppercase/request", await second.encrypt("new key"));
+    await tap.publish("other/lowercase/request", await other.encrypt("UNTOUCHED"));
+    const upper = await tap.next("same/uppercase/response");
+    assert.equal(decode(await second.decrypt(upper.payload)), "NEW KEY");
+    const lower = await tap.next("other/lowercase/response");
+    assert.equal(decode(await other.decrypt(lower.payload)), "untouched");
+    // The token under the replaced key was refused, and said so.
+    await log.waitFor(/reverse request for same dropped: invalid token/);
+    assert.equal(responder.stats().sessions, 2);
+    assert.equal(responder.stats().keyExchanges, 3);
+  },
+});
+
+Deno.test({
+  name: "the session cap evicts the least recently used",
+  ignore: needsBroker,
+  async fn() {
+    await using broker = await startMosquitto();
+    const log = recordingLogger();
+    await using responder = await Responder.start({
+      broker: at(broker),
+      group,
+      logger: log,
+      limits: { maxSessions: 2 },
+    });
+    await using tap = await Tap.open(broker, ["+/key-exchange/response", "+/+/response"]);
+    const a = await handshake(tap, "lru-a");
+    await handshake(tap, "lru-b");
+    await tap.publish("lru-a/reverse/request", await a.encrypt("a")); // a is now the newest
+    await tap.next("lru-a/reverse/response");
+    const c = await handshake(tap, "lru-c"); // evicts b
+    await tap.publish("lru-b/reverse/request", await c.encrypt("b"));
+    await tap.publish("lru-c/reverse/request", await c.encrypt("c"));
+    await tap.next("lru-c/reverse/response");
+    await log.waitFor(/reverse request for lru-b dropped: no session/);
+    assert.equal(responder.stats().sessions, 2);
+  },
+});
+
+Deno.test({
+  name: "requests beyond the in-flight budget, or a netid's share of it, are dropped",
+  ignore: needsBroker,
+  async fn() {
+    await using broker = await startMosquitto();
+    const log = recordingLogger();
+    await using responder = await Responder.start({
+      broker: at(broker),
+      group,
+      logger: log,
+      // A request reserves three times its size (itself and an answer of up to twice it).
+      limits: { maxBytesInFlight: 20_000, maxBytesInFlightPerNetid: 12_000 },
+    });
+    await using tap = await Tap.open(broker, ["+/key-exchange/response", "+/+/response"]);
+    const f = await handshake(tap, "budget");
+    const g = await handshake(tap, "budget-2");
+    // A token over the whole budget: refused, whatever else is in flight.
+    await tap.publish("budget/reverse/request", await f.encrypt("x".repeat(8000)));
+    await log.waitFor(/reverse request for budget dropped: no room in the in-flight budget/);
+    // Two requests of ~3 KiB each reserve ~9 KiB: the second exceeds budget's 12 KB share
+    // while the first is still in flight, unless the first is answered first; either way the
+    // other netid, which has nothing in flight, is answered.
+    await tap.publish("budget-2/uppercase/request", await g.encrypt("small"));
+    const reply = await tap.next("budget-2/uppercase/response");
+    assert.equal(decode(await g.decrypt(reply.payload)), "SMALL");
+    assert.equal(responder.stats().requestsInFlight, 0);
+  },
+});
+
+// ---------------------------------------------------------------------------------------------
+// Bad input
+
+Deno.test({
+  name: "a garbage flood is logged once per item and dropped; the next session succeeds",
+  ignore: needsBroker,
+  async fn() {
+    await using broker = await startMosquitto();
+    await using tap = await Tap.open(broker, ["+/key-exchange/response", "+/+/response"]);
+    // Retained before the responder subscribes, so the broker hands them over as retained.
+    await tap.publish(
+      "g-retained/key-exchange/request",
+      encodePublicKeyPem(group, generateKeyPair(group).publicKey),
+      true,
+    );
+    await tap.publish("g-retained/uppercase/request", "stale", true);
+
+    await using responder = await startResponderTask(broker);
+
+    const session = await handshake(tap, "g-session");
+    const big = await handshake(tap, "g-big");
+    const token = await session.encrypt("a valid request");
+    const { p, g } = group;
+    const y = generateKeyPair(group).publicKey;
+    // [netid, action, payload, the log line it must cause exactly once]
+    const flood: [string, string, string | Uint8Array, RegExp][] = [
+      [
+        "g-pem",
+        "key-exchange",
+        "-----BEGIN PUBLIC KEY-----\nnot base64!\n-----END PUBLIC KEY-----\n",
+        /key exchange for g-pem dropped: peer public key is malformed/,
+      ],
+      ["g-empty", "key-exchange", "", /key exchange for g-empty dropped/],
+      [
+        "g-binary",
+        "key-exchange",
+        new Uint8Array([0xff, 0xfe, 0x00, 0x80]),
+        /key exchange for g-binary dropped: .*not UTF-8/,
+      ],
+      [
+        "g-big-pem",
+        "key-exchange",
+        "A".repeat(MAX_PUBLIC_KEY_PEM_BYTES + 1),
+        /key exchange for g-big-pem dropped: .*\d+ bytes is over the 8192-byte limit/,
+      ],
+      [
+        "g-other-g",
+        "key-exchange",
+        rawPublicKeyPem(p, 5n, y),
+        /key exchange for g-other-g dropped: .*different DH parameters/,
+      ],
+      [
+        "g-other-p",
+        "key-exchange",
+        rawPublicKeyPem(p - 2n, g, y),
+        /key exchange for g-other-p dropped: .*different DH parameters/,
+      ],
+      ["g-y-one", "key-exchange", rawPublicKeyPem(p, g, 1n), /g-y-one dropped: .*out of range/],
+      ["g-y-p-1", "key-exchange", rawPublicKeyPem(p, g, p - 1n), /g-y-p-1 dropped: .*range/],
+      ["g-y-p", "key-exchange", rawPublicKeyPem(p, g, p), /g-y-p dropped: .*out of range/],
+      ["g-nobody", "uppercase", token, /uppercase request for g-nobody dropped: no session/],
+      ["g-session", "explode", token, /on g-session\/explode\/request: unknown action/],
+      [
+        "g-session",
+        "lowercase",
+        "not a token at all",
+        /lowercase request for g-session dropped: invalid token/,
+      ],
+      [
+        "g-session",
+        "reverse",
+        token.slice(0, 40),
+        /reverse request for g-session dropped: invalid token/,
+      ],
+      [
+        "g-session",
+        "shuffle",
+        await session.encrypt(new Uint8Array([0x68, 0xff, 0xfe])),
+        /shuffle request for g-session dropped: the message is not UTF-8/,
+      ],
+      // A netid of its own: a token this large is admitted only when nothing else of its netid
+      // is in flight, and g-session's requests above may still be.
+      [
+        "g-big",
+        "random",
+        await big.encrypt("a".repeat(MAX_MESSAGE_BYTES + 1)),
+        /random request for g-big dropped: the message is over the size limit/,
+      ],
+      [
+        "g-session",
+        "uppercase",
+        new Uint8Array(MAX_PAYLOAD_BYTES + 1),
+        /uppercase request for g-session dropped: \d+ bytes is over the 2097152-byte limit/,
+      ],
+      // Brokers refuse control characters in topics, but a bidi override gets through: it
+      // must not reorder what a terminal shows of the log line.
+      ["evil\u202egnp.exe", "key-exchange", "x", /key exchange for evil\\u202egnp\.exe dropped/],
+    ];
+    for (const [netid, action, payload] of flood) {
+      await tap.publish(`${netid}/${action}/request`, payload);
+    }
+    // Over the packet size the responder offers an MQTT 5 broker: never even delivered.
+    await tap.publish("g-session/lowercase/request", new Uint8Array(8 * 1024 * 1024));
+    // Topics with extra levels match no subscription: the broker must not deliver them.
+    await tap.publish("g/x/uppercase/request", token);
+    await tap.publish("g-session/uppercase/request/extra", token);
+
+    const expected: RegExp[] = [
+      ...flood.map(([, , , line]) => line),
+      /ignored a retained request on g-retained\/key-exchange\/request/,
+      /ignored a retained request on g-retained\/uppercase\/request/,
+    ];
+    for (const line of expected) await responder.waitForLine(line);
+
+    // Every other session goes on: a normal one now, and the flooded netid's own.
+    const answer = await requestTransform({
+      broker: at(broker),
+      netid: "after-flood",
+      action: "uppercase",
+      message: "top secret text",
+      timeoutMs: 10_000,
+      group,
+    });
+    assert.equal(answer, "TOP SECRET TEXT");
+    await tap.publish("g-session/reverse/request", token);
+    const reply = await tap.next("g-session/reverse/response");
+    assert.equal(decode(await session.decrypt(reply.payload)), "tseuqer dilav a");
+    await responder.waitForLine(/answered g-session\/reverse/);
+
+    assert.ok(!responder.exited, "the responder died");
+    const lines = responder.lines("stderr");
+    for (const line of expected) {
+      assert.equal(lines.filter((l) => line.test(l)).length, 1, `${line}:\n${lines.join("\n")}`);
+    }
+    assert.ok(!responder.stderrText().includes("\u202e"), "a raw bidi override in the log");
+    assert.ok(!lines.some((l) => /g\/x\/|request\/extra/.test(l)), "extra levels delivered");
+    assert.ok(!lines.some((l) => /lowercase request .* \d+ bytes is over/.test(l)), "8 MiB sent");
+    assert.ok(!responder.stderrText().includes("top secret text"), "plaintext in the log");
+    assert.ok(!responder.stderrText().includes("a valid request"), "plaintext in the log");
+    responder.kill("SIGTERM");
+    assert.equal((await responder.status).code, 0);
+  },
+});
+
+Deno.test({
+  name: "a key-exchange flood neither starves action requests nor grows the queue unbounded",
+  ignore: needsBroker,
+  async fn() {
+    await using broker = await startMosquitto();
+    const log = recordingLogger();
+    await using responder = await Responder.start({
+      broker: at(broker),
+      group,
+      logger: log,
+      limits: { maxPendingKeyExchanges: 150 },
+    });
+    await using tap = await Tap.open(broker, ["+/key-exchange/response", "+/+/response"]);
+    const victim = await handshake(tap, "victim");
+
+    // 200 distinct netids (one valid key is enough: each costs the responder a key pair) and
+    // 100 repeats of one netid, which must coalesce into a few exchanges at most.
+    const pem = encodePublicKeyPem(group, generateKeyPair(group).publicKey);
+    const publishes: Promise<void>[] = [];
+    for (let i = 0; i < 200; i++) {
+      publishes.push(tap.publish(`flood-${i}/key-exchange/request`, pem));
+      if (i % 2 === 0) publishes.push(tap.publish("repeat/key-exchange/request", pem));
+    }
+    await Promise.all(publishes);
+    const queuedWhenSent = responder.stats().pendingKeyExchanges;
+    await tap.publish("victim/uppercase/request", await victim.encrypt("me first"));
+    const reply = await tap.next("victim/uppercase/response");
+    const answeredBefore = [...tap.counts.entries()]
+      .filter(([topic]) => topic.endsWith("/key-exchange/response"))
+      .reduce((n, [, count]) => n + count, 0) - 1; // the victim's own
+    assert.equal(decode(await victim.decrypt(reply.payload)), "ME FIRST");
+    assert.ok(queuedWhenSent > 50 && queuedWhenSent <= 150, `${queuedWhenSent} queued`);
+    // Answered after a handful of key exchanges, not after the ~100 still queued.
+    assert.ok(answeredBefore < 40, `waited behind ${answeredBefore} key exchanges`);
+
+    await log.waitFor(/key exchange queue full \(150 netids waiting\)/);
+    await tap.next("repeat/key-exchange/response");
+    const stats = responder.stats();
+    // Slots freed while the flood arrived were refilled, so not exactly 150; but well short of
+    // the 200 + victim + repeats that an unbounded queue would have answered.
+    assert.ok(stats.keyExchanges < 195, `${stats.keyExchanges} key exchanges for a 150 cap`);
+    assert.ok(stats.dropped > 0);
+    const repeats = tap.counts.get("repeat/key-exchange/response") ?? 0;
+    assert.ok(repeats >= 1 && repeats <= 3, `${repeats} answers to 100 coalescing repeats`);
+  },
+});
+
+// ---------------------------------------------------------------------------------------------
+// The connection
+
+Deno.test({
+  name: "the responder reconnects and resubscribes after the broker restarts",
+  ignore: needsBroker,
+  async fn() {
+    await using broker = await startMosquitto();
+    await using responder = await startResponderTask(broker);
+    const mark = responder.lineCount("stderr");
+    await broker.restart();
+    await responder.waitForLine(/reconnecting in/, { from: mark });
+    await responder.waitForLine(SUBSCRIBED, { from: mark });
+    const answer = await requestTransform({
+      broker: at(broker),
+      netid: "after-restart",
+      action: "reverse",
+      message: "back",
+      timeoutMs: 10_000,
+      group,
+    });
+    assert.equal(answer, "kcab");
+    responder.kill("SIGINT");
+    assert.equal((await responder.status).code, 0);
+  },
+});
+
+Deno.test({
+  name: "responder exits 0 on SIGTERM, and keeps retrying while the broker is down",
+  ignore: needsBroker,
+  async fn() {
+    // A port nobody listens on: the service retries (it is a service) and still stops cleanly.
+    const port = String(freePort());
+    await using responder = spawnTask("responder", ["--host", "127.0.0.1", "-p", port]);
+    await responder.waitForLine(
+      /cannot connect to 127\.0\.0\.1:\d+: connection refused; reconnecting in/,
+    );
+    responder.kill("SIGTERM");
+    assert.equal((await responder.status).code, 0);
+    await responder.waitForLine(/SIGTERM: shutting down/);
+    await responder.waitForLine(/stopped: 0 key exchange/);
+  },
+});
+
+Deno.test({
+  name: "a refused login is fatal: exit 1 with one line",
+  ignore: needsBroker,
+  async fn() {
+    await using broker = await startMosquitto({ config: "allow_anonymous false" });
+    const run = await runTask("responder", ["--host", broker.host, "-p", String(broker.port)]);
+    assert.equal(run.code, 1);
+    assert.match(
+      run.stderr,
+      /secure_mqtt_responder: error: broker .* refused the connection: not authorized/,
+    );
+    assert.equal(run.stderr.split("\n").filter((l) => /error:/.test(l)).length, 1);
+  },
+});
+
+Deno.test({
+  name: "Responder.start rejects with a ResponderError when the broker refuses us",
+  ignore: needsBroker,
+  async fn() {
+    await using broker = await startMosquitto({ config: "allow_anonymous false" });
+    await assert.rejects(
+      () => Responder.start({ broker: at(broker), group }),
+      (e) => e instanceof ResponderError && /not authorized/.test(e.message),
+    );
+  },
+});
+
+// ---------------------------------------------------------------------------------------------
+// Command line
+
+Deno.test("responder --help on stdout, --version, a usage error: exit 0, 0, 2", async () => {
+  const help = await runTask("responder", ["--help"]);
+  assert.equal(help.code, 0);
+  assert.equal(help.stderr, "");
+  assert.equal(help.stdout, RESPONDER_HELP);
+  const version = await runTask("responder", ["--version"]);
+  assert.equal(version.code, 0);
+  assert.match(version.stdout, /^secure_mqtt_responder \d+\.\d+\.\d+\n$/);
+  const usage = await runTask("responder", ["-h"]);
+  assert.equal(usage.code, 2);
+  assert.equal(usage.stdout, "");
+  assert.equal(
+    usage.stderr,
+    `secure_mqtt_responder: error: option -h needs a value\n${RESPONDER_USAGE}\n`,
+  );
+});
