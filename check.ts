@@ -32,6 +32,21 @@ import { stderrLogger } from "./cli/logger.ts";
 import { errorLine } from "./lib/log.ts";
 import denoJson from "./deno.json" with { type: "json" };
 
+/**
+ * Writes to stdout; once its reader has gone (`| head`), the rest of the report is dropped and
+ * the run goes on to its exit status and its JUnit file.
+ */
+let stdoutGone = false;
+function out(text: string): void {
+  if (stdoutGone) return;
+  try {
+    printOut(text);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.BrokenPipe)) throw error;
+    stdoutGone = true;
+  }
+}
+
 /** A failure of the checker itself (its report could not be written): exit 1. */
 class CheckError extends Error {
   override name = "CheckError";
@@ -43,7 +58,7 @@ async function main(args: string[]): Promise<number> {
   if (parsed.kind === "version") return printOut(`${CHECK_NAME} ${denoJson.version}\n`), 0;
   if (parsed.kind === "list") {
     const modes = parsed.mode ? [parsed.mode] : (["client", "responder"] as const);
-    printOut(listing(modes.flatMap((mode) => casesOf(mode))));
+    out(listing(modes.flatMap((mode) => casesOf(mode))));
     return 0;
   }
   return await check(parsed);
@@ -57,9 +72,9 @@ async function check(parsed: Exclude<CheckCommand, { kind: "help" | "version" | 
   const target = parsed.kind === "client" || parsed.command
     ? parsed.command!.join(" ")
     : `the responder on ${parsed.broker!.host}:${parsed.broker!.port}`;
-  if (!options.json) printOut(`${CHECK_NAME} ${parsed.kind}: ${target}\n\n${table.header()}\n`);
+  if (!options.json) out(`${CHECK_NAME} ${parsed.kind}: ${target}\n\n${table.header()}\n`);
   const onResult = (result: CaseResult) => {
-    if (!options.json) printOut(`${table.row(result)}\n`);
+    if (!options.json) out(`${table.row(result)}\n`);
   };
 
   const interrupted = new AbortController();
@@ -112,8 +127,8 @@ async function check(parsed: Exclude<CheckCommand, { kind: "help" | "version" | 
     ms: Math.round(performance.now() - started),
     results,
   };
-  if (options.json) printOut(toJson(report));
-  else printOut(`\n${summaryLine(results, report.ms)}\n`);
+  if (options.json) out(toJson(report));
+  else out(`\n${summaryLine(results, report.ms)}\n`);
   if (options.junit !== undefined) {
     try {
       await Deno.writeTextFile(options.junit, toJunit(report));

@@ -40,6 +40,11 @@ export interface ProgramResult {
   ms: number;
   /** Set when the checker ended it: its deadline passed, or the case needed no more of it. */
   killed?: "deadline" | "case";
+  /**
+   * True when, after its process group was killed, something still held its output open: a
+   * process that left the group (`setsid`), which the checker cannot reach by the group's id.
+   */
+  leftBehind?: boolean;
 }
 
 /** A stream's bytes as kept: the first {@linkcode HEAD_BYTES}, and the last {@linkcode TAIL_BYTES}. */
@@ -90,6 +95,8 @@ export class Program implements AsyncDisposable {
   readonly #listeners = new Set<() => void>();
   #endedAt: number | undefined;
   #killed: "deadline" | "case" | undefined;
+  #leftBehind = false;
+  readonly #readers: ReadableStreamDefaultReader<Uint8Array>[] = [];
   #status: Deno.CommandStatus | undefined;
   #stopping: Promise<void> | undefined;
 
@@ -191,7 +198,9 @@ export class Program implements AsyncDisposable {
     clearTimeout(timer);
     if (!closed) {
       // Something outside the group still holds the pipes: stop reading them.
-      await Promise.allSettled([this.#child.stdout.cancel(), this.#child.stderr.cancel()]);
+      this.#leftBehind = true;
+      await Promise.allSettled(this.#readers.map((reader) => reader.cancel()));
+      await this.#pumps;
     }
     live.delete(this);
   }
@@ -209,6 +218,7 @@ export class Program implements AsyncDisposable {
       stderrBytes: this.#err.total,
       ms: (this.#endedAt ?? performance.now()) - this.#started,
       killed: this.#killed,
+      ...(this.#leftBehind ? { leftBehind: true } : {}),
     };
   }
 
@@ -232,9 +242,13 @@ export class Program implements AsyncDisposable {
   }
 
   async #pump(stream: ReadableStream<Uint8Array>, into: CappedOutput): Promise<void> {
+    const reader = stream.getReader();
+    this.#readers.push(reader);
     try {
-      for await (const chunk of stream) {
-        into.push(chunk);
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        into.push(value);
         this.#notify();
       }
     } catch {

@@ -268,8 +268,10 @@ def main():
         print("client.py: %s: %s" % (type(e).__name__, e), file=sys.stderr)
         return 1
     finally:
-        client.loop_stop()
+        # DISCONNECT first: the network thread then wakes at once, instead of sleeping out
+        # paho's 1 s select timeout in loop_stop().
         client.disconnect()
+        client.loop_stop()
 
 
 def run_lab(args, params, client, inbox, subscribed, kx_topic, answer_topic):
