@@ -18,7 +18,7 @@ import {
   toJunit,
 } from "./lib/check/report.ts";
 import { runResponderSuite } from "./lib/check/responder_suite.ts";
-import type { CaseResult } from "./lib/check/runner.ts";
+import { type CaseResult, INTERRUPTED } from "./lib/check/runner.ts";
 import { UsageError } from "./cli/args.ts";
 import {
   CHECK_HELP,
@@ -137,7 +137,8 @@ async function check(parsed: Exclude<CheckCommand, { kind: "help" | "version" | 
     }
   }
   if (interrupted.signal.aborted) {
-    printErr(`${CHECK_NAME}: interrupted: ${results.length} of ${cases.length} cases run\n`);
+    const finished = results.filter((r) => r.reason !== INTERRUPTED).length;
+    printErr(`${CHECK_NAME}: interrupted: ${finished} of ${cases.length} cases finished\n`);
     return 1;
   }
   return tally(results).exitCode;

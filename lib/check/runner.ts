@@ -44,6 +44,9 @@ export interface CaseResult {
   details?: Record<string, unknown>;
 }
 
+/** The reason of a case cut short by the run's signal. */
+export const INTERRUPTED = "interrupted";
+
 /** How long a case may take after its deadline before it is given up on. */
 const ABANDON_AFTER_MS = 5000;
 
@@ -71,7 +74,9 @@ export async function runCases(
   for (const c of cases) {
     if (options.signal?.aborted) break;
     const started = performance.now();
-    const outcome = await runOne(c, body, options);
+    let outcome = await runOne(c, body, options);
+    // What a case found while it was being interrupted says nothing about the program.
+    if (options.signal?.aborted) outcome = skip(INTERRUPTED);
     const result = toResult(c, outcome, performance.now() - started);
     results.push(result);
     options.onResult?.(result);
@@ -109,7 +114,7 @@ async function runOne(
     return await Promise.race([body(c, signal), abandoned]);
   } catch (error) {
     if (error instanceof ProgramStartError) throw error;
-    if (options.signal?.aborted) return skip("interrupted");
+    if (options.signal?.aborted) return skip(INTERRUPTED);
     const line = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
     return fail("the check to run", `the checker failed: ${line.split("\n")[0]}`);
   } finally {
