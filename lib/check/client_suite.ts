@@ -330,7 +330,11 @@ function hostileCase(name: keyof ClientSuite["hostile"]): Body {
       script: { key: { kind: "hostile", payload: key.payload, secrets: key.secrets } },
       decisive: (exchange) => exchange.requests.length > 0,
     });
-    if (o.exchange.keyRequests.length === 0) return exchangeProblem(o)!;
+    const ourKey = o.exchange.keyRequests[0];
+    if (ourKey === undefined) return exchangeProblem(o)!;
+    if (ourKey.problem !== undefined) {
+      return fail("a PEM SubjectPublicKeyInfo of the lab's group", ourKey.problem);
+    }
     if (o.exchange.keysSent === 0) {
       return fail(`the checker's key (${key.label}) delivered`, describeRun(o.run));
     }
