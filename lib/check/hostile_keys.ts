@@ -30,11 +30,12 @@ ssbzSibBsu/6iGtCOGEoXJf//////////wIBAg==
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { decodePublicKeyPem, DhKeyError } from "../crypto/dh.ts";
- * import { loadLabGroup } from "../protocol/key_agreement.ts";
+ * import { DhKeyError } from "../crypto/dh.ts";
+ * import { loadLabGroup, readPeerPublicKey } from "../protocol/key_agreement.ts";
  * import { unsafePublicKeyPem } from "./hostile_keys.ts";
  * const group = loadLabGroup();
- * assert.throws(() => decodePublicKeyPem(group, unsafePublicKeyPem(group.p, group.g, 1n)), DhKeyError);
+ * const pem = new TextEncoder().encode(unsafePublicKeyPem(group.p, group.g, 1n));
+ * assert.throws(() => readPeerPublicKey(group, pem), DhKeyError);
  * ```
  */
 export function unsafePublicKeyPem(p: bigint, g: bigint, y: bigint): string {
