@@ -22,7 +22,7 @@ import { runPeer, type RunResult, runTask, spawnPeer } from "../../support/proce
 import { makeTlsFixture, opensslSkipReason } from "../../support/tls.ts";
 
 const TARGET = Deno.build.target;
-const BINARIES = ["secure_mqtt_client", "secure_mqtt_responder"] as const;
+const BINARIES = ["secure_mqtt_client", "secure_mqtt_responder", "secure_mqtt_check"] as const;
 
 /** The non-empty lines of a stderr. */
 function ourLines(stderr: string): string[] {
@@ -65,7 +65,7 @@ async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
   }
 }
 
-Deno.test("compile graph: both binaries build on DENORT_BIN=<deno CLI> (no app)", async () => {
+Deno.test("compile graph: the three binaries build on DENORT_BIN=<deno CLI> (no app)", async () => {
   await withTempDir(async (dir) => {
     // The deno CLI stands in for denort so the step completes offline; the result would just
     // act as `deno` if run, so it is only inspected, never run.
@@ -82,12 +82,12 @@ Deno.test("compile graph: both binaries build on DENORT_BIN=<deno CLI> (no app)"
     }
     // deno compile lists what it embedded, once per binary: the DH group and deno.json (for
     // --version) must be in each, from the module graph (no --include needed).
-    for (const file of ["dhparam4096.pem", "deno.json", "main.ts", "responder.ts"]) {
+    for (const file of ["dhparam4096.pem", "deno.json", "main.ts", "responder.ts", "check.ts"]) {
       assert.ok(run.stderr.includes(file), `${file} embedded:\n${run.stderr}`);
     }
-    assert.equal(run.stderr.match(/dhparam4096\.pem/g)?.length, 2, "the PEM in both binaries");
+    assert.equal(run.stderr.match(/dhparam4096\.pem/g)?.length, 3, "the PEM in every binary");
     assert.match(run.stderr, /warning: DENORT_BIN is the deno CLI, not denort/);
-    console.error(`  (compile graph: both binaries in ${(run.ms / 1000).toFixed(1)} s)`);
+    console.error(`  (compile graph: the three binaries in ${(run.ms / 1000).toFixed(1)} s)`);
   });
 });
 
@@ -196,6 +196,18 @@ Deno.test("baked permissions: the tasks' own, the narrowest set that works, noth
   // One set for both commands, in deno.json; the binaries take it from there.
   assert.deepEqual(taskParts("client"), { flags: expected, entry: "main.ts" });
   assert.deepEqual(taskParts("responder"), { flags: expected, entry: "responder.ts" });
+  // The checker runs the program under test, and writes --junit FILE; nothing reads env.
+  assert.deepEqual(taskParts("check"), {
+    flags: [
+      "--allow-run",
+      "--allow-net",
+      "--allow-read",
+      "--allow-write",
+      "--ignore-env=READABLE_STREAM,DEBUG,MQTTJS_SOCKS_PROXY,WS_NO_BUFFER_UTIL",
+      "--no-prompt",
+    ],
+    entry: "check.ts",
+  });
   const args = compileArgs("client", "/out/secure_mqtt_client", { target });
   assert.deepEqual(args, [
     "compile",
@@ -262,12 +274,19 @@ Deno.test({
       if (skip !== undefined) console.error(`note: skipping the compiled-binary steps: ${skip}`);
       const client = `${bin}/secure_mqtt_client`;
       const responder = `${bin}/secure_mqtt_responder`;
+      const checker = `${bin}/secure_mqtt_check`;
 
       await t.step({
-        name: "--help and --version (the version from deno.json) on both",
+        name: "--help and --version (the version from deno.json) on each",
         ignore: skip !== undefined,
         async fn() {
-          for (const [path, name] of [[client, BINARIES[0]], [responder, BINARIES[1]]]) {
+          for (
+            const [path, name] of [
+              [client, BINARIES[0]],
+              [responder, BINARIES[1]],
+              [checker, BINARIES[2]],
+            ]
+          ) {
             const help = await runBinary(path, ["--help"], { cwd: elsewhere });
             assert.equal(help.code, 0, help.stderr);
             assert.match(help.stdout, new RegExp(`^usage: ${name} `));
