@@ -10,31 +10,14 @@ import {
 } from "../../lib/auth/identity.ts";
 import { encodeOid, encodeSequence, encodeTlv, Tag } from "../../lib/crypto/der.ts";
 import { pemEncode } from "../../lib/crypto/pem.ts";
-import { pycaTest, runPython } from "../crypto/pyca.ts";
-import { IN_CI } from "../../support/environment.ts";
+import { pycaTest, runPython } from "../../support/pyca.ts";
+import { opensslSkipReason } from "../../support/tls.ts";
 
 // Keys come from the real tools at run time, so no key material is committed.
 
-async function opensslMissing(): Promise<string | undefined> {
-  try {
-    const { success } = await new Deno.Command("openssl", {
-      args: ["version"],
-      stdout: "null",
-      stderr: "null",
-    }).output();
-    return success ? undefined : "`openssl version` failed";
-  } catch {
-    return "openssl is not on PATH (apt-get install openssl)";
-  }
-}
-
-const opensslMissingReason = await opensslMissing();
-
-/** Deno.test that needs the openssl CLI: skipped with a printed reason, except under CI=true. */
+/** A Deno.test that needs the openssl CLI (a reference, like pyca): skipped without it. */
 function opensslTest(name: string, fn: (t: Deno.TestContext) => Promise<void>): void {
-  const ignore = opensslMissingReason !== undefined && !IN_CI;
-  if (ignore) console.log(`skip: ${name} because ${opensslMissingReason}`);
-  Deno.test({ name, ignore, fn });
+  Deno.test({ name, ignore: opensslSkipReason() !== undefined, fn });
 }
 
 async function openssl(args: string[], stdin = ""): Promise<Uint8Array> {

@@ -14,7 +14,7 @@ import {
   encodeSequence,
   encodeTlv,
 } from "../../lib/crypto/der.ts";
-import { pycaTest, runPython } from "../crypto/pyca.ts";
+import { pycaTest, runPython } from "../../support/pyca.ts";
 
 const utf8 = (text: string) => new TextEncoder().encode(text);
 const json = (value: unknown) => utf8(JSON.stringify(value));

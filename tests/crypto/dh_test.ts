@@ -29,7 +29,7 @@ import { modPow, ModPowPrecomputation } from "../../lib/crypto/modpow.ts";
 import { pemEncode } from "../../lib/crypto/pem.ts";
 import { deriveFernetKey } from "../../lib/crypto/hkdf.ts";
 import { Fernet } from "../../lib/crypto/fernet.ts";
-import { pycaTest, runPython } from "./pyca.ts";
+import { pycaTest, runPython } from "../../support/pyca.ts";
 
 const paramsPem = await Deno.readTextFile(new URL("../../dhparam4096.pem", import.meta.url));
 const group = parseDhParamsPem(paramsPem);

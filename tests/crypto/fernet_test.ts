@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { Fernet, type FernetEncryptOptions, InvalidToken } from "../../lib/crypto/fernet.ts";
-import { withFixedRandom } from "./fixed_random.ts";
-import { pycaTest, runPython } from "./pyca.ts";
+import { withFixedRandom } from "../../support/fixed_random.ts";
+import { pycaTest, runPython } from "../../support/pyca.ts";
 
 interface Vector {
   desc?: string;

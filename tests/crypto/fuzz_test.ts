@@ -18,7 +18,7 @@ import { modPow } from "../../lib/crypto/modpow.ts";
 import { encodeBitString, encodeInteger, encodeOid, encodeSequence } from "../../lib/crypto/der.ts";
 import { pemDecode, pemEncode } from "../../lib/crypto/pem.ts";
 import { Fernet, InvalidToken } from "../../lib/crypto/fernet.ts";
-import { withFixedRandom } from "./fixed_random.ts";
+import { withFixedRandom } from "../../support/fixed_random.ts";
 import { seeded } from "../../support/seeded.ts";
 
 const SEED = 0x2545f491;

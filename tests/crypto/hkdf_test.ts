@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { deriveFernetKey, hkdfSha256 } from "../../lib/crypto/hkdf.ts";
-import { pycaTest, runPython } from "./pyca.ts";
+import { pycaTest, runPython } from "../../support/pyca.ts";
 
 const hex = (s: string) => Uint8Array.fromHex(s);
 const IKM = new Uint8Array(22).fill(0x0b);

@@ -16,7 +16,7 @@ import {
   encodeSequence,
   encodeTlv,
 } from "../../lib/crypto/der.ts";
-import { pycaTest, runPython } from "./pyca.ts";
+import { pycaTest, runPython } from "../../support/pyca.ts";
 import { seeded } from "../../support/seeded.ts";
 
 const bytes = Uint8Array.from({ length: 200 }, (_, i) => (i * 37) & 0xff);

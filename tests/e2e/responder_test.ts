@@ -42,10 +42,12 @@ import {
 } from "../../support/python.ts";
 import { handshake, Tap } from "../../support/tap.ts";
 import { assertAnswer } from "../../support/answers.ts";
+import { assertUsageError } from "../../support/failures.ts";
 
 const group = loadLabGroup();
 const needsBroker = mosquittoSkipReason() !== undefined;
 const needsPython = needsBroker || pythonPeersSkipReason() !== undefined;
+const RESPONDER = "secure_mqtt_responder";
 const SUBSCRIBED = /subscribed to \+\/\+\/request/;
 const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
 
@@ -288,12 +290,8 @@ Deno.test("--identity: a missing, wrong-kind or garbage key file is a usage erro
     ];
     for (const [file, reason] of cases) {
       const run = await runTask("responder", ["--identity", file]);
-      assert.equal(run.code, 2, run.stderr);
-      assert.equal(run.stdout, "");
-      const [first, second] = run.stderr.split("\n");
+      const first = assertUsageError(run, RESPONDER, reason, RESPONDER_USAGE);
       assert.match(first, /^secure_mqtt_responder: error: argument --identity: /);
-      assert.match(first, reason);
-      assert.match(second, /^usage: secure_mqtt_responder /);
     }
   } finally {
     await Deno.remove(dir, { recursive: true });
@@ -662,10 +660,5 @@ Deno.test("responder --help on stdout, --version, a usage error: exit 0, 0, 2", 
   assert.equal(version.code, 0);
   assert.match(version.stdout, /^secure_mqtt_responder \d+\.\d+\.\d+\n$/);
   const usage = await runTask("responder", ["-h"]);
-  assert.equal(usage.code, 2);
-  assert.equal(usage.stdout, "");
-  assert.equal(
-    usage.stderr,
-    `secure_mqtt_responder: error: option -h needs a value\n${RESPONDER_USAGE}\n`,
-  );
+  assertUsageError(usage, RESPONDER, "option -h needs a value", RESPONDER_USAGE);
 });

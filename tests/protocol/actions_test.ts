@@ -12,7 +12,7 @@ import {
   isAction,
   LAB_ACTIONS,
 } from "../../lib/protocol/actions.ts";
-import { pycaTest, runPython } from "../crypto/pyca.ts";
+import { pycaTest, runPython } from "../../support/pyca.ts";
 import { seeded } from "../../support/seeded.ts";
 
 /**
