@@ -1,3 +1,10 @@
+/**
+ * lib/auth/identity.ts: the responder's Ed25519 identity loaded from the PEM files openssl and
+ * pyca write (and refused for every other key, form or damage), generated, signing, and its
+ * fingerprint. openssl and pyca serve as reference oracles, run as child processes: no broker
+ * and no program of ours, so this is an in-process test.
+ */
+
 import assert from "node:assert/strict";
 import {
   FingerprintError,

@@ -1,3 +1,9 @@
+/**
+ * lib/auth/signature.ts: the transcript a key-exchange signature covers, signing and verifying
+ * it, and the version 1 signature message; interop with pyca (an oracle run as a child process)
+ * both ways.
+ */
+
 import assert from "node:assert/strict";
 import {
   encodeTranscript,

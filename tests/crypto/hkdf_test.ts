@@ -1,3 +1,8 @@
+/**
+ * lib/crypto/hkdf.ts: HKDF-SHA256 against RFC 5869, and the session's Fernet key as pyca
+ * derives it (pyca run as a child process).
+ */
+
 import assert from "node:assert/strict";
 import { deriveFernetKey, hkdfSha256 } from "../../lib/crypto/hkdf.ts";
 import { pycaTest, runPython } from "../../support/pyca.ts";

@@ -1,3 +1,8 @@
+/**
+ * lib/crypto/pem.ts and the public key PEM of lib/crypto/dh.ts: encoding, decoding, labels, and
+ * a table of variants that ours must load exactly where pyca does (pyca run as a child process).
+ */
+
 import assert from "node:assert/strict";
 import { pemDecode, pemEncode, PemError } from "../../lib/crypto/pem.ts";
 import {

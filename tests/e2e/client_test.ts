@@ -1,12 +1,12 @@
 /**
- * The client session (lib/client/session.ts) end to end: the real entry point as a subprocess with the
- * `client` task's permissions, a real mosquitto, and the independent Python responder
- * (pyca/cryptography + paho-mqtt): honest, and hostile in each way docs/protocol.md says a
- * client must survive or refuse, in the lab protocol and in the authenticated key exchange
- * (`--trust`) against every signature mode of the Python peer.
+ * The client session (lib/client/session.ts) end to end: the real entry point as a subprocess with
+ * the `client` task's permissions, a real mosquitto, and the independent Python responder
+ * (pyca/cryptography + paho-mqtt): honest, and hostile in each way docs/protocol.md says a client
+ * must survive or refuse, in the lab protocol and in the authenticated key exchange (`--trust`)
+ * against every signature mode of the Python peer.
  *
- * Where a failure must come "at once", the run is given a deadline of an hour: waiting for it
- * would hang the test until the runner's kill timeout, which fails it.
+ * Where a failure must come "at once", the run is given a deadline of an hour: waiting for it would
+ * hang the test until the runner's kill timeout, which fails it.
  */
 
 import assert from "node:assert/strict";

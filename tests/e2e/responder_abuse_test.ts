@@ -1,8 +1,8 @@
 /**
- * The responder (lib/responder/responder.ts) under abuse that any client can mount with valid requests:
- * waves of 1 MiB requests (memory must stay bounded), a flood of small ones from one session
- * (other clients must still be answered, and the log must not turn into a flood of lines), and
- * a reader of its stderr that goes away (answers must still be delivered). The responder runs
+ * The responder (lib/responder/responder.ts) under abuse that any client can mount with valid
+ * requests: waves of 1 MiB requests (memory must stay bounded), a flood of small ones from one
+ * session (other clients must still be answered, and the log must not turn into a flood of lines),
+ * and a reader of its stderr that goes away (answers must still be delivered). The responder runs
  * as its own process (the `responder` task), so that its memory is its own.
  */
 

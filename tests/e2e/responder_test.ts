@@ -1,15 +1,13 @@
 /**
- * The responder (lib/responder/responder.ts and responder.ts): interop both ways with the Python peers,
- * sessions, bad input of every kind, a key-exchange flood, a broker restart, the
- * authenticated extension (its identity and signatures), and the command line. Against a
- * private mosquitto; the command line through the `responder` task's own permissions.
+ * The responder (lib/responder/responder.ts and responder.ts): interop both ways with the Python
+ * peers, sessions, bad input of every kind, a key-exchange flood, a broker restart, the
+ * authenticated extension (its identity and signatures), and the command line. Against a private
+ * mosquitto; the command line through the `responder` task's own permissions.
  */
 
 import assert from "node:assert/strict";
 import { ACTIONS } from "../../lib/protocol/actions.ts";
-import { encodeBitString, encodeInteger, encodeOid, encodeSequence } from "../../lib/crypto/der.ts";
 import { encodePublicKeyPem, generateKeyPair } from "../../lib/crypto/dh.ts";
-import { pemEncode } from "../../lib/crypto/pem.ts";
 import type { BrokerOptions } from "../../lib/mqtt.ts";
 import { requestTransform } from "../../lib/client/session.ts";
 import { Identity } from "../../lib/auth/identity.ts";
@@ -42,6 +40,7 @@ import {
 } from "../../support/python.ts";
 import { handshake, Tap } from "../../support/tap.ts";
 import { assertAnswer } from "../../support/answers.ts";
+import { dhPublicKeyPem } from "../../support/dh_reference.ts";
 import { assertUsageError } from "../../support/failures.ts";
 
 const group = loadLabGroup();
@@ -90,18 +89,6 @@ function recordingLogger(): Logger & {
       });
     },
   };
-}
-
-/** A PKCS#3 SubjectPublicKeyInfo PEM with any p, g, y (no range checks: for hostile keys). */
-function rawPublicKeyPem(p: bigint, g: bigint, y: bigint): string {
-  const der = encodeSequence(
-    encodeSequence(
-      encodeOid("1.2.840.113549.1.3.1"),
-      encodeSequence(encodeInteger(p), encodeInteger(g)),
-    ),
-    encodeBitString(encodeInteger(y)),
-  );
-  return pemEncode("PUBLIC KEY", der);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -434,18 +421,18 @@ Deno.test({
       [
         "g-other-g",
         "key-exchange",
-        rawPublicKeyPem(p, 5n, y),
+        dhPublicKeyPem(p, 5n, y),
         /key exchange for g-other-g dropped: .*different DH parameters/,
       ],
       [
         "g-other-p",
         "key-exchange",
-        rawPublicKeyPem(p - 2n, g, y),
+        dhPublicKeyPem(p - 2n, g, y),
         /key exchange for g-other-p dropped: .*different DH parameters/,
       ],
-      ["g-y-one", "key-exchange", rawPublicKeyPem(p, g, 1n), /g-y-one dropped: .*out of range/],
-      ["g-y-p-1", "key-exchange", rawPublicKeyPem(p, g, p - 1n), /g-y-p-1 dropped: .*range/],
-      ["g-y-p", "key-exchange", rawPublicKeyPem(p, g, p), /g-y-p dropped: .*out of range/],
+      ["g-y-one", "key-exchange", dhPublicKeyPem(p, g, 1n), /g-y-one dropped: .*out of range/],
+      ["g-y-p-1", "key-exchange", dhPublicKeyPem(p, g, p - 1n), /g-y-p-1 dropped: .*range/],
+      ["g-y-p", "key-exchange", dhPublicKeyPem(p, g, p), /g-y-p dropped: .*out of range/],
       ["g-nobody", "uppercase", token, /uppercase request for g-nobody dropped: no session/],
       ["g-session", "explode", token, /on g-session\/explode\/request: unknown action/],
       [
