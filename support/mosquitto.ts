@@ -15,6 +15,7 @@ import { skipUnless } from "./environment.ts";
 const SYSTEM_MOSQUITTO = "/usr/sbin/mosquitto";
 const LOG_LINES_KEPT = 400;
 const READY_DEADLINE_MS = 5000;
+const PORT_ATTEMPTS = 3;
 const RUNNING_LINE = /mosquitto version \S+ running/;
 
 function isExecutableFile(path: string): boolean {
@@ -247,7 +248,7 @@ export async function startMosquitto(options: StartMosquittoOptions = {}): Promi
     throw new Error(`mosquitto not found on PATH or at ${SYSTEM_MOSQUITTO}`);
   }
   const host = "127.0.0.1";
-  const port = options.port ?? freePort();
+  let port = options.port ?? freePort();
   const dir = await Deno.makeTempDir({ prefix: "mosquitto-test-" });
   const confPath = `${dir}/mosquitto.conf`;
   const lines: string[] = [];
@@ -307,8 +308,20 @@ export async function startMosquitto(options: StartMosquittoOptions = {}): Promi
       passwordFile = `${dir}/passwd`;
       await writePasswordFile(passwordFile, options.users);
     }
-    await Deno.writeTextFile(confPath, buildConfig(port, options, passwordFile));
-    await launch();
+    // A port from freePort() may be taken by another process before mosquitto binds it (tests
+    // run in parallel, and every outgoing connection takes a port from the same range): then
+    // another free port is tried, a few times.
+    for (let attempt = 1;; attempt++) {
+      await Deno.writeTextFile(confPath, buildConfig(port, options, passwordFile));
+      try {
+        await launch();
+        break;
+      } catch (error) {
+        const taken = /Address already in use/.test(lines.join("\n"));
+        if (options.port !== undefined || !taken || attempt === PORT_ATTEMPTS) throw error;
+        port = freePort();
+      }
+    }
   } catch (error) {
     await stop();
     throw error;
