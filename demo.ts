@@ -10,7 +10,7 @@
  * @module
  */
 
-import { type Action, ACTIONS, isAction } from "./lib/protocol/actions.ts";
+import { ACTIONS } from "./lib/protocol/actions.ts";
 import { parseArguments, UsageError } from "./cli/args.ts";
 import { printOut, runCommand } from "./cli/command.ts";
 import type { BrokerOptions } from "./lib/mqtt.ts";
@@ -19,8 +19,7 @@ import type { DhGroup } from "./lib/crypto/dh.ts";
 import { Identity } from "./lib/auth/identity.ts";
 import type { Logger } from "./lib/log.ts";
 import { loadLabGroup } from "./lib/protocol/key_agreement.ts";
-import { MAX_MESSAGE_BYTES } from "./lib/protocol/limits.ts";
-import { topicLevelProblem } from "./lib/protocol/topics.ts";
+import { actionProblem, messageProblem, netidProblem } from "./lib/client/options.ts";
 import { Responder, ResponderError } from "./lib/responder/responder.ts";
 import { type Interceptor, startEmbeddedBroker } from "./demo/embedded_broker.ts";
 import { manInTheMiddle } from "./demo/mitm.ts";
@@ -55,7 +54,7 @@ const TIMEOUT_MS = 15_000;
 const TRUSTING_TIMEOUT_MS = 3_000;
 
 interface Request {
-  action: Action;
+  action: string;
   netid: string;
   message: string;
 }
@@ -68,21 +67,20 @@ async function main(args: string[]): Promise<number> {
       `unrecognized arguments: ${positionals.slice(1).join(" ")} (quote a message with spaces)`,
     );
   }
-  const action = values.action ?? "uppercase";
-  if (!isAction(action)) {
-    throw new UsageError(
-      `argument -a/--action: invalid choice '${action}' (choose from ${ACTIONS.join(", ")})`,
-    );
-  }
-  const netid = values.netid ?? "demo";
-  const problem = topicLevelProblem(netid);
-  if (problem) throw new UsageError(`argument -n/--netid: ${problem}`);
-  const message = positionals[0] ?? "Hello, secure MQTT!";
-  if (new TextEncoder().encode(message).length > MAX_MESSAGE_BYTES) {
-    throw new UsageError(`argument message: over the ${MAX_MESSAGE_BYTES}-byte limit`);
-  }
-  const request = { action, netid, message };
+  const request = {
+    action: values.action ?? "uppercase",
+    netid: values.netid ?? "demo",
+    message: positionals[0] ?? "Hello, secure MQTT!",
+  };
+  // The client's own checks, so that the demo refuses what the client would, in its words.
+  refuseIf("-a/--action", actionProblem(request.action));
+  refuseIf("-n/--netid", netidProblem(request.netid));
+  refuseIf("message", messageProblem(request.message));
   return values.mitm ? await attack(request) : await show(request);
+}
+
+function refuseIf(argument: string, problem: string | undefined): void {
+  if (problem !== undefined) throw new UsageError(`argument ${argument}: ${problem}`);
 }
 
 async function show(request: Request): Promise<number> {

@@ -5,8 +5,7 @@
  * @module
  */
 
-import { UsageError } from "./cli/args.ts";
-import { describeFsError } from "./cli/broker_options.ts";
+import { readIdentityFile, writeNewIdentity } from "./cli/identity_file.ts";
 import { EXIT_FAILURE, printErr, printOut, runCommand } from "./cli/command.ts";
 import {
   parseResponderArgs,
@@ -14,7 +13,6 @@ import {
   RESPONDER_NAME,
   RESPONDER_USAGE,
 } from "./cli/responder_options.ts";
-import { Identity, IdentityError } from "./lib/auth/identity.ts";
 import { stderrLogger } from "./cli/logger.ts";
 import { loadLabGroup } from "./lib/protocol/key_agreement.ts";
 import { Responder, ResponderError } from "./lib/responder/responder.ts";
@@ -25,13 +23,21 @@ async function main(args: string[]): Promise<number> {
   if (invocation.kind === "help") return printOut(RESPONDER_HELP), 0;
   if (invocation.kind === "version") return printOut(`${RESPONDER_NAME} ${denoJson.version}\n`), 0;
   if (invocation.kind === "new-identity") {
-    const { identity, pem } = await Identity.generate();
-    printOut(pem);
-    printErr(`${RESPONDER_NAME}: new identity ${identity.fingerprint}\n`);
+    const { file } = invocation;
+    const identity = await writeNewIdentity(file);
+    // The fingerprint is the answer; with the key itself on stdout, it goes to stderr.
+    if (file === "-") printErr(`${RESPONDER_NAME}: new identity ${identity.fingerprint}\n`);
+    else printOut(`${identity.fingerprint}\n`);
+    return 0;
+  }
+  if (invocation.kind === "fingerprint") {
+    printOut(`${(await readIdentityFile(invocation.identityFile)).fingerprint}\n`);
     return 0;
   }
   const { broker, identityFile, verbose } = invocation;
-  const identity = identityFile === undefined ? undefined : await loadIdentity(identityFile);
+  const identity = identityFile === undefined ? undefined : await readIdentityFile(identityFile);
+  // Writing is for --new-identity alone: a service that runs for a term gives it up at once.
+  await Deno.permissions.revoke({ name: "write" });
 
   const logger = stderrLogger(RESPONDER_NAME, verbose);
   const responder = new Responder({ broker, group: loadLabGroup(), identity, logger });
@@ -54,23 +60,6 @@ async function main(args: string[]): Promise<number> {
       `${s.dropped} dropped message(s)`,
   );
   return 0;
-}
-
-async function loadIdentity(path: string): Promise<Identity> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch (error) {
-    throw new UsageError(`argument --identity: cannot read '${path}': ${describeFsError(error)}`, {
-      cause: error,
-    });
-  }
-  try {
-    return await Identity.fromPem(text);
-  } catch (error) {
-    if (!(error instanceof IdentityError)) throw error;
-    throw new UsageError(`argument --identity: ${path} ${error.message}`, { cause: error });
-  }
 }
 
 function onSignals(handle: (signal: Deno.Signal) => void): [Deno.Signal, () => void][] {

@@ -1,6 +1,6 @@
 /**
  * What one responder session costs in memory: `sessions` of them held as lib/responder/responder.ts
- * holds them (a `SessionCache` of `{ fernet, createdAt }`, one per netid), V8's heap, the
+ * holds them (a `SessionCache` of `Fernet`s, one per netid), V8's heap, the
  * memory V8 accounts outside it (the key bytes behind each `CryptoKey`) and the process's RSS
  * measured before and after, each time after a full GC. Prints one JSON object of bytes per
  * session; `bench/bench.ts` runs it with the responder task's flags.
@@ -13,7 +13,7 @@
  */
 
 import { Fernet } from "../lib/crypto/fernet.ts";
-import { DEFAULT_LIMITS } from "../lib/responder/responder.ts";
+import { DEFAULT_LIMITS } from "../lib/responder/limits.ts";
 import { SessionCache } from "../lib/responder/session_cache.ts";
 
 const gc = (globalThis as { gc?: () => void }).gc;
@@ -24,14 +24,14 @@ if (gc === undefined) {
 const sessions = Number(Deno.args[0] ?? DEFAULT_LIMITS.maxSessions);
 
 /** Sessions for `count` netids, each with its own random key, as a key exchange leaves them. */
-async function fill(count: number): Promise<SessionCache<{ fernet: Fernet; createdAt: number }>> {
-  const cache = new SessionCache<{ fernet: Fernet; createdAt: number }>({
+async function fill(count: number): Promise<SessionCache<Fernet>> {
+  const cache = new SessionCache<Fernet>({
     maxEntries: count,
     idleMs: DEFAULT_LIMITS.sessionIdleMs,
   });
   for (let i = 0; i < count; i++) {
     const key = crypto.getRandomValues(new Uint8Array(32));
-    cache.set(`netid-${i}`, { fernet: await Fernet.create(key), createdAt: performance.now() });
+    cache.set(`netid-${i}`, await Fernet.create(key));
   }
   return cache;
 }

@@ -8,11 +8,18 @@
  * @module
  */
 
-import { ACTIONS, isAction } from "../lib/protocol/actions.ts";
 import type { BrokerOptions } from "../lib/mqtt.ts";
 import { FingerprintError, parseFingerprint } from "../lib/crypto/fingerprint.ts";
+import {
+  actionProblem,
+  clientIdProblem,
+  MAX_TIMEOUT_MS,
+  messageProblem,
+  MIN_TIMEOUT_MS,
+  netidProblem,
+  timeoutProblem,
+} from "../lib/client/options.ts";
 import { MAX_MESSAGE_BYTES } from "../lib/protocol/limits.ts";
-import { topicLevelProblem } from "../lib/protocol/topics.ts";
 import { decodeUtf8 } from "../lib/utf8.ts";
 import { formatUsage, parseArguments, UsageError } from "./args.ts";
 import {
@@ -104,7 +111,9 @@ export type ClientInvocation =
   | { kind: "request"; request: ClientRequest };
 
 /**
- * Parses and checks the client's arguments. Throws {@linkcode UsageError} with one line.
+ * Parses and checks the client's arguments. Throws {@linkcode UsageError} with one line; its
+ * reason for a NETID, ACTION, MESSAGE, -i or --timeout is the one `requestTransform` would
+ * give for that value (lib/client/options.ts).
  *
  * @example
  * ```ts
@@ -138,14 +147,9 @@ export function parseClientArgs(args: string[]): ClientInvocation {
     throw new UsageError(`unrecognized arguments: ${extra} (quote a message with spaces)`);
   }
   const [netid, action, message] = positionals;
-  const netidProblem = topicLevelProblem(netid);
-  if (netidProblem) throw new UsageError(`argument NETID: ${netidProblem}`);
-  if (!isAction(action)) {
-    throw new UsageError(
-      `argument ACTION: invalid choice '${action}' (choose from ${ACTIONS.join(", ")})`,
-    );
-  }
-  if (message !== FROM_STDIN) checkMessageSize(new TextEncoder().encode(message).length);
+  refuseIf("NETID", netidProblem(netid));
+  refuseIf("ACTION", actionProblem(action));
+  if (message !== FROM_STDIN) refuseIf("MESSAGE", messageProblem(message));
   return {
     kind: "request",
     request: {
@@ -153,7 +157,7 @@ export function parseClientArgs(args: string[]): ClientInvocation {
       netid,
       action,
       message,
-      timeoutMs: parseTimeout(values.timeout) * 1000,
+      timeoutMs: parseTimeout(values.timeout),
       trust: (values.trust ?? []).map(parseTrust),
       broker: brokerFromArgs(values),
       verbose: values.verbose === true,
@@ -183,42 +187,34 @@ export async function readMessage(input: ReadableStream<Uint8Array>): Promise<st
     throw new UsageError("argument MESSAGE: standard input is not valid UTF-8");
   }
   const message = text.replace(/\r?\n$/, "");
-  checkMessageSize(new TextEncoder().encode(message).length);
+  refuseIf("MESSAGE", messageProblem(message));
   return message;
 }
 
-function checkMessageSize(size: number): void {
-  if (size > MAX_MESSAGE_BYTES) {
-    throw new UsageError(
-      `argument MESSAGE: ${size} bytes is over the ${MAX_MESSAGE_BYTES}-byte limit`,
-    );
-  }
+/** A usage error for `argument`, when its check found a problem. */
+function refuseIf(argument: string, problem: string | undefined): void {
+  if (problem !== undefined) throw new UsageError(`argument ${argument}: ${problem}`);
 }
 
-/** Seconds as plain decimals (no hex, exponents or spaces), more than 0 and at most a day. */
+/**
+ * Milliseconds, from seconds as plain decimals (no hex, exponents or spaces), in the range
+ * `requestTransform` takes (more than 0, at most a day).
+ */
 function parseTimeout(text: string | undefined): number {
-  if (text === undefined) return DEFAULT_TIMEOUT_SECONDS;
-  const seconds = /^[0-9]+(\.[0-9]+)?$/.test(text) ? Number(text) : NaN;
-  if (!(seconds >= 0.001 && seconds <= 86_400)) {
+  if (text === undefined) return DEFAULT_TIMEOUT_SECONDS * 1000;
+  const ms = /^[0-9]+(\.[0-9]+)?$/.test(text) ? Number(text) * 1000 : NaN;
+  if (timeoutProblem(ms) !== undefined) {
     throw new UsageError(
-      `argument --timeout: invalid value '${text}' (need seconds, 0.001 to 86400)`,
+      `argument --timeout: invalid value '${text}' (need seconds, ${MIN_TIMEOUT_MS / 1000} to ` +
+        `${MAX_TIMEOUT_MS / 1000})`,
     );
   }
-  return seconds;
+  return ms;
 }
 
-/** An MQTT client ID: a non-empty MQTT string (UTF-8, no NUL, at most 65535 bytes). */
+/** An MQTT client ID (lib/client/options.ts `clientIdProblem`). */
 function parseClientId(text: string): string {
-  const problem = text === ""
-    ? "must not be empty"
-    : text.includes("\0")
-    ? "must not contain NUL"
-    : !text.isWellFormed()
-    ? "is not valid Unicode"
-    : new TextEncoder().encode(text).length > 0xffff
-    ? "is longer than 65535 bytes"
-    : undefined;
-  if (problem) throw new UsageError(`argument -i/--id: ${problem}`);
+  refuseIf("-i/--id", clientIdProblem(text));
   return text;
 }
 

@@ -31,8 +31,8 @@ export const RESPONDER_USAGE: string = formatUsage(RESPONDER_NAME, [
   "[--tls]",
   "[--cafile FILE]",
   "[--username USER]",
-  "[--identity FILE]",
-  "[--new-identity]",
+  "[--identity FILE [--fingerprint]]",
+  "[--new-identity FILE]",
   "[--version]",
 ]);
 
@@ -56,10 +56,14 @@ options:
 ${LAB_OPTIONS_HELP}
 ${MORE_BROKER_OPTIONS_HELP}
   --identity FILE       sign every key exchange with this Ed25519 identity (PKCS#8 PEM,
-                        e.g. from --new-identity or openssl genpkey -algorithm ed25519);
-                        its fingerprint is logged at start: clients pass it to --trust
-  --new-identity        print a new identity (PEM) on stdout and its fingerprint on stderr,
-                        and exit: secure_mqtt_responder --new-identity > identity.pem
+                        from --new-identity or openssl genpkey -algorithm ed25519), a
+                        regular file only you can read (chmod 600); its fingerprint is
+                        logged at start: clients pass it to --trust
+  --fingerprint         with --identity: print the identity's fingerprint and exit, for
+                        the course page (no broker needed)
+  --new-identity FILE   make a new identity in FILE, created with mode 0600 and never
+                        over an existing file; print its fingerprint and exit ('-' writes
+                        the key to standard output, unless that is a terminal)
 ${VERSION_HELP}
 
 limits: ${L.maxSessions} live sessions (the least recently used evicted first), each
@@ -72,14 +76,16 @@ exit status: 0 after SIGINT/SIGTERM, 1 runtime failure (reason on stderr), 2 usa
 const OPTIONS = {
   ...BROKER_OPTIONS,
   identity: { type: "string" },
-  "new-identity": { type: "boolean" },
+  fingerprint: { type: "boolean" },
+  "new-identity": { type: "string" },
 } as const;
 
 /** What the command line asks for. */
 export type ResponderInvocation =
   | { kind: "help" }
   | { kind: "version" }
-  | { kind: "new-identity" }
+  | { kind: "new-identity"; file: string }
+  | { kind: "fingerprint"; identityFile: string }
   | { kind: "serve"; broker: BrokerOptions; identityFile?: string; verbose: boolean };
 
 /**
@@ -100,7 +106,21 @@ export function parseResponderArgs(args: string[]): ResponderInvocation {
   if (positionals.length > 0) {
     throw new UsageError(`unrecognized arguments: ${positionals.join(" ")}`);
   }
-  if (values["new-identity"]) return { kind: "new-identity" };
+  const newIdentity = values["new-identity"];
+  if (newIdentity !== undefined) {
+    for (const other of ["identity", "fingerprint"] as const) {
+      if (values[other] !== undefined) {
+        throw new UsageError(`argument --new-identity: not allowed with --${other}`);
+      }
+    }
+    return { kind: "new-identity", file: newIdentity };
+  }
+  if (values.fingerprint) {
+    if (values.identity === undefined) {
+      throw new UsageError("argument --fingerprint: needs --identity FILE (whose fingerprint)");
+    }
+    return { kind: "fingerprint", identityFile: values.identity };
+  }
   return {
     kind: "serve",
     broker: brokerFromArgs(values),

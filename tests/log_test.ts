@@ -1,146 +1,22 @@
 /**
- * cli/logger.ts and lib/log.ts: the stderr logger (its format, `-v`, and that a stderr nobody reads does not
- * stop the process), writeAllSync, and the LineBudget token bucket on a test clock.
+ * lib/log.ts: the silent logger, the LineBudget token bucket and the RateLimitedLog of a budget
+ * per kind on a test clock, and the log-safe text of what peers send. The stderr logger of the
+ * entry points is cli/logger.ts (tests/cli/logger_test.ts, tests/e2e/logger_test.ts).
  */
 
 import assert from "node:assert/strict";
-import { LineBudget, silentLogger } from "../lib/log.ts";
-import { stderrLogger, writeAllSync } from "../cli/logger.ts";
+import {
+  LineBudget,
+  type Logger,
+  ms,
+  printable,
+  printableError,
+  RateLimitedLog,
+  silentLogger,
+} from "../lib/log.ts";
 
-const LOG_MODULE = new URL("../cli/logger.ts", import.meta.url).href;
-
-/**
- * Starts a Deno that imports cli/logger.ts as `log` and runs `code`, with every stream piped.
- */
-function spawnDeno(code: string): Deno.ChildProcess {
-  const script = `import * as log from ${JSON.stringify(LOG_MODULE)};\n${code}`;
-  return new Deno.Command(Deno.execPath(), {
-    args: ["eval", "--no-config", "--no-lock", "--ext=ts", script],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-}
-
-Deno.test("stderrLogger writes name: level: message lines, debug only when verbose", async () => {
-  const child = spawnDeno(`
-for (const verbose of [false, true]) {
-  const logger = log.stderrLogger("svc", verbose);
-  logger.debug(\`detail \${verbose}\`);
-  logger.info(\`event \${verbose}\`);
-  logger.warn(\`trouble \${verbose}\`);
-}
-`);
-  await child.stdin.close();
-  const { code, stderr } = await child.output();
-  assert.equal(code, 0);
-  assert.equal(
-    new TextDecoder().decode(stderr),
-    "svc: event false\nsvc: warning: trouble false\n" +
-      "svc: debug: detail true\nsvc: event true\nsvc: warning: trouble true\n",
-  );
-});
-
-Deno.test("stderrLogger exposes its verbose flag", () => {
-  assert.equal(stderrLogger("svc", true).verbose, true);
-  assert.equal(stderrLogger("svc", false).verbose, false);
+Deno.test("silentLogger does not say it is verbose", () => {
   assert.equal(silentLogger.verbose, undefined);
-});
-
-Deno.test("a stderr nobody reads any more does not stop the process", async () => {
-  // The child waits for the end of its stdin, which comes only once the parent has closed its
-  // end of the stderr pipe; its last line, written directly, shows that stderr was broken.
-  const child = spawnDeno(`
-await new Response(Deno.stdin.readable).arrayBuffer();
-const logger = log.stderrLogger("svc", true);
-for (let i = 0; i < 20; i++) {
-  logger.info(\`line \${i}\`);
-  logger.warn("trouble");
-  logger.debug("detail");
-}
-let error = "none";
-try {
-  Deno.stderr.writeSync(new TextEncoder().encode("direct\\n"));
-} catch (e) {
-  error = e instanceof Deno.errors.BrokenPipe ? "BrokenPipe" : String(e);
-}
-console.log(\`logged; a direct write: \${error}\`);
-`);
-  await child.stderr.cancel();
-  await child.stdin.close();
-  const { code, stdout } = await child.output();
-  assert.equal(new TextDecoder().decode(stdout), "logged; a direct write: BrokenPipe\n");
-  assert.equal(code, 0);
-});
-
-/**
- * Replaces `Deno.stderr.writeSync` until disposed with `write`, which sees each call's bytes as
- * text.
- */
-function stubStderr(write: (text: string) => number | Error): Disposable {
-  const decoder = new TextDecoder();
-  const own = Object.getOwnPropertyDescriptor(Deno.stderr, "writeSync");
-  Deno.stderr.writeSync = (p: Uint8Array) => {
-    const result = write(decoder.decode(p));
-    if (result instanceof Error) throw result;
-    return result;
-  };
-  return {
-    [Symbol.dispose]() {
-      if (own) Object.defineProperty(Deno.stderr, "writeSync", own);
-      else delete (Deno.stderr as { writeSync?: unknown }).writeSync;
-    },
-  };
-}
-
-Deno.test("stderrLogger loses only the line whose write failed", () => {
-  const written: string[] = [];
-  const failures = [new Deno.errors.Interrupted("interrupted"), new Error("disk full")];
-  {
-    using _ = stubStderr((text) => {
-      const failure = failures.shift();
-      if (failure !== undefined) return failure;
-      written.push(text);
-      return text.length;
-    });
-    const logger = stderrLogger("svc", false);
-    logger.info("lost 1");
-    logger.warn("lost 2");
-    logger.info("kept");
-  }
-  assert.deepEqual(written, ["svc: kept\n"]);
-});
-
-Deno.test("stderrLogger stops writing once the reader of stderr has gone", () => {
-  let calls = 0;
-  {
-    using _ = stubStderr(() => {
-      calls++;
-      return new Deno.errors.BrokenPipe("broken pipe");
-    });
-    const logger = stderrLogger("svc", true);
-    for (let i = 0; i < 5; i++) logger.info(`line ${i}`);
-  }
-  assert.equal(calls, 1);
-});
-
-Deno.test("writeAllSync writes everything through a stream that takes a few bytes at a time", () => {
-  const written: number[] = [];
-  let calls = 0;
-  const stream = {
-    writeSync(p: Uint8Array): number {
-      calls++;
-      const n = Math.min(3, p.length);
-      written.push(...p.subarray(0, n));
-      return n;
-    },
-  };
-  const bytes = new TextEncoder().encode("hello, world");
-  writeAllSync(stream, bytes);
-  assert.deepEqual(Uint8Array.from(written), bytes);
-  assert.equal(calls, 4);
-  writeAllSync(stream, new Uint8Array());
-  assert.equal(calls, 4);
 });
 
 /** A LineBudget on a clock the test moves, and the lines it lets out. */
@@ -217,4 +93,96 @@ Deno.test("LineBudget with no burst and no refill lets nothing through", () => {
   assert.deepEqual(lines, []);
   budget.flush();
   assert.deepEqual(lines, ["3 similar lines suppressed"]);
+});
+
+/** A RateLimitedLog on a clock the test moves, writing to a logger that keeps its lines. */
+function rateLimitedOnTestClock(burst: number, perSecond: number) {
+  const clock = { now: 1000 };
+  const lines: string[] = [];
+  const logger: Logger = {
+    debug: (m) => lines.push(`debug: ${m}`),
+    info: (m) => lines.push(`info: ${m}`),
+    warn: (m) => lines.push(`warn: ${m}`),
+  };
+  const log = new RateLimitedLog(logger, { burst, perSecond, now: () => clock.now });
+  return { clock, lines, log };
+}
+
+Deno.test("RateLimitedLog: each kind has a budget of its own, and so does each level", () => {
+  const { lines, log } = rateLimitedOnTestClock(2, 1);
+  for (let i = 0; i < 5; i++) log.line("warn", "token", `bad token ${i}`);
+  log.line("warn", "session", "no session"); // a flood of one kind leaves the others alone
+  log.line("debug", "token", "debug of the same kind"); // another level: another budget
+  log.line("info", "answer", "answered");
+  assert.deepEqual(lines, [
+    "warn: bad token 0",
+    "warn: bad token 1",
+    "warn: no session",
+    "debug: debug of the same kind",
+    "info: answered",
+  ]);
+});
+
+Deno.test("RateLimitedLog: a kind refills on the clock, and reports what it held back", () => {
+  const { clock, lines, log } = rateLimitedOnTestClock(1, 2); // a line each 500 ms
+  log.line("warn", "token", "first");
+  log.line("warn", "token", "held");
+  log.line("warn", "token", "held");
+  clock.now += 499;
+  log.line("warn", "token", "held");
+  clock.now += 1;
+  log.line("warn", "token", "second");
+  assert.deepEqual(lines, ["warn: first", "warn: 3 similar lines suppressed", "warn: second"]);
+});
+
+Deno.test("RateLimitedLog.flush reports each kind's held-back count at its own level", () => {
+  const { lines, log } = rateLimitedOnTestClock(1, 0);
+  log.line("warn", "a", "a 1");
+  log.line("warn", "a", "a 2");
+  log.line("debug", "b", "b 1");
+  log.line("debug", "b", "b 2");
+  log.line("debug", "b", "b 3");
+  log.line("info", "c", "c 1"); // nothing held back: nothing to report
+  log.flush();
+  assert.deepEqual(lines, [
+    "warn: a 1",
+    "debug: b 1",
+    "info: c 1",
+    "warn: 1 similar line suppressed",
+    "debug: 2 similar lines suppressed",
+  ]);
+  log.flush();
+  assert.equal(lines.length, 5);
+});
+
+Deno.test("printable escapes control and bidi characters and truncates", () => {
+  assert.equal(
+    printable("evil\nsecure_mqtt_responder: answered"),
+    "evil\\nsecure_mqtt_responder: answered",
+  );
+  assert.equal(
+    printable("\x1b[31mred\r\t\x00\x7f\x9b"),
+    "\\u001b[31mred\\u000d\\u0009\\u0000\\u007f\\u009b",
+  );
+  for (const c of ["\u200e", "\u200f", "\u202a", "\u202e", "\u2066", "\u2069"]) {
+    assert.equal(printable(`a${c}b`), `a\\u${c.charCodeAt(0).toString(16)}b`);
+  }
+  assert.equal(printable("Wörld, 世界 ✓"), "Wörld, 世界 ✓"); // printable text stays as it is
+  assert.equal(printable("x".repeat(100), 10), "xxxxxxxxxx…");
+  assert.equal(printable("x".repeat(80)), "x".repeat(80));
+  assert.equal(printable("x".repeat(81)), `${"x".repeat(80)}…`);
+  // Cut first, then escaped: an escape is never cut in half.
+  assert.equal(printable("ab\ncd", 3), "ab\\n…");
+});
+
+Deno.test("printableError: the first line of an error, escaped, at most 200 characters", () => {
+  assert.equal(printableError(new Error("first\nsecond")), "first");
+  assert.equal(printableError("thrown \x1b text"), "thrown \\u001b text");
+  assert.equal(printableError(new Error("y".repeat(300))), `${"y".repeat(200)}…`);
+});
+
+Deno.test("ms shows a duration to a tenth of a millisecond", () => {
+  assert.equal(ms(7.26), "7.3 ms");
+  assert.equal(ms(0), "0.0 ms");
+  assert.equal(ms(30_000.5), "30000.5 ms");
 });

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { IPublishPacket, MqttClient } from "mqtt";
+import type { MqttClient } from "mqtt";
 import {
   BrokerError,
   brokerLabel,
@@ -32,16 +32,32 @@ import { readPeerPublicKey, SessionSecret } from "../protocol/key_agreement.ts";
 import { fingerprint } from "../crypto/fingerprint.ts";
 import { KEY_EXCHANGE, requestTopic, responseTopic, signatureTopic } from "../protocol/topics.ts";
 import { decodeUtf8 } from "../utf8.ts";
+import { AckHold } from "./ack_hold.ts";
+import { Deadline } from "./deadline.ts";
+import { Inbox } from "./inbox.ts";
+import {
+  actionProblem,
+  clientIdProblem,
+  messageProblem,
+  netidProblem,
+  timeoutProblem,
+} from "./options.ts";
 
-/** What one session needs. */
+/**
+ * What one session needs. {@linkcode requestTransform} refuses a value the command line would
+ * refuse, with a {@linkcode ClientOptionError} in the same words (./options.ts).
+ */
 export interface ClientOptions {
   broker: BrokerOptions;
+  /** One MQTT topic level: no `/`, `+`, `#` or NUL, at most `MAX_NETID_BYTES`. */
   netid: string;
+  /** One of `ACTIONS`. */
   action: string;
+  /** At most `MAX_MESSAGE_BYTES` of UTF-8. */
   message: string;
   /** The MQTT client ID; default the netid, as the lab requires (brokers' ACLs rely on it). */
   clientId?: string;
-  /** The deadline of the whole session, from connect to verified answer. */
+  /** The deadline of the whole session, from connect to verified answer: 1 ms to a day. */
   timeoutMs: number;
   /** Cancels the session; the promise then rejects with the signal's reason. */
   signal?: AbortSignal;
@@ -74,7 +90,19 @@ export class UnauthenticatedError extends ClientError {
 }
 
 /**
- * Runs the exchange and returns the responder's answer.
+ * An option {@linkcode requestTransform} cannot use: `option` names it, `problem` says why, in
+ * the words of the command line's usage error for it.
+ */
+export class ClientOptionError extends ClientError {
+  override name = "ClientOptionError";
+  constructor(readonly option: keyof ClientOptions, readonly problem: string) {
+    super(`${option}: ${problem}`);
+  }
+}
+
+/**
+ * Runs the exchange and returns the responder's answer. Options are checked before anything
+ * else: a value the command line would refuse is a {@linkcode ClientOptionError}.
  *
  * @example A whole exchange, on the demo's embedded broker
  * ```ts
@@ -100,6 +128,7 @@ export class UnauthenticatedError extends ClientError {
  * ```
  */
 export async function requestTransform(options: ClientOptions): Promise<string> {
+  checkOptions(options);
   const session = new Session(options);
   try {
     return await session.run();
@@ -111,40 +140,41 @@ export async function requestTransform(options: ClientOptions): Promise<string> 
   }
 }
 
+function checkOptions(options: ClientOptions): void {
+  const check = (option: keyof ClientOptions, problem: string | undefined) => {
+    if (problem !== undefined) throw new ClientOptionError(option, problem);
+  };
+  check("netid", netidProblem(options.netid));
+  check("action", actionProblem(options.action));
+  check("message", messageProblem(options.message));
+  if (options.clientId !== undefined) check("clientId", clientIdProblem(options.clientId));
+  check("timeoutMs", timeoutProblem(options.timeoutMs));
+}
+
+/**
+ * One run of the exchange. Its parts: the {@linkcode Deadline} every wait races, the
+ * {@linkcode Inbox} MQTT.js delivers into, the {@linkcode AckHold} on the key exchange topics,
+ * and the lost connection, which also ends every wait.
+ */
 class Session {
   readonly #o: ClientOptions;
   readonly #log: Logger;
   readonly #where: string;
   readonly #started = performance.now();
-  readonly #deadline: AbortSignal;
-  readonly #deadlineTimer: ReturnType<typeof setTimeout>;
-  readonly #expired: Promise<never>;
+  readonly #deadline: Deadline;
   readonly #topics: { key: string; signature: string; answer: string };
   readonly #inbox: Inbox;
-  readonly #ackHold = new AckHold();
   readonly #mqtt: MqttClient;
+  readonly #ackHold: AckHold;
   readonly #clientId: string;
-  #lost: Promise<never>;
+  readonly #lost: Promise<never>;
   #connected = false;
 
   constructor(options: ClientOptions) {
     this.#o = options;
     this.#log = options.logger ?? silentLogger;
     this.#where = brokerLabel(options.broker);
-    // Not AbortSignal.timeout: Deno keeps the process alive for its timer while the signal has
-    // an "abort" listener, so a caller that does not exit would linger until the deadline.
-    const timeout = new AbortController();
-    this.#deadlineTimer = setTimeout(
-      () => timeout.abort(new DOMException("the session's deadline passed", "TimeoutError")),
-      options.timeoutMs,
-    );
-    const signals = [timeout.signal];
-    if (options.signal) signals.push(options.signal);
-    this.#deadline = AbortSignal.any(signals);
-    this.#expired = new Promise<never>((_, reject) => {
-      this.#deadline.addEventListener("abort", () => reject(this.#deadline.reason), { once: true });
-    });
-    this.#expired.catch(() => {});
+    this.#deadline = new Deadline(options.timeoutMs, options.signal);
     const { netid, action } = options;
     this.#topics = {
       key: responseTopic(netid, KEY_EXCHANGE),
@@ -160,8 +190,10 @@ class Session {
       connectTimeoutMs: options.timeoutMs + 1000,
       writeCache: false,
     });
-    this.#mqtt.on("message", (topic, payload, packet) => this.#inbox.put(topic, payload, packet));
-    this.#mqtt.handleMessage = (packet, done) => this.#ackHold.offer(packet, done);
+    this.#mqtt.on("message", (topic, payload, packet) => {
+      this.#inbox.put(topic, payload, packet.retain);
+    });
+    this.#ackHold = new AckHold(this.#mqtt, [this.#topics.key, this.#topics.signature]);
     this.#lost = this.#whenLost();
   }
 
@@ -185,27 +217,12 @@ class Session {
     const trusted = new Set(this.#o.trust ?? []);
     const topics = [this.#topics.key, this.#topics.answer];
     if (trusted.size > 0) topics.push(this.#topics.signature);
-    // The broker sends retained messages right after its SUBACK: a stale signature is worth
-    // naming if no live one comes.
-    let retained = 0;
-    this.#inbox.onRetained = (topic) => {
-      if (topic !== this.#topics.answer) retained++;
-    };
     const subscribed = this.#subscribe(topics);
     // Our key pair is made while the broker answers the SUBSCRIBE.
     const ours = generateKeyPair(group);
     const ourPem = encodePublicKeyPem(group, ours.publicKey);
     await this.#within(subscribed, () => `no SUBACK from ${this.#where} in time`);
     this.#debug(`subscribed to ${topics.join(", ")}, SUBACK received`);
-    const verifier = trusted.size === 0
-      ? undefined
-      : new KeyExchangeVerifier(group, netid, encodePublicKeyDer(group, ours.publicKey), trusted);
-    if (verifier) {
-      verifier.retained(retained);
-      this.#inbox.onRetained = (topic) => {
-        if (topic !== this.#topics.answer) verifier.retained();
-      };
-    }
 
     // Nothing on the response topics before our request leaves is for us: another client with
     // our netid, answered before we asked.
@@ -220,7 +237,12 @@ class Session {
 
     // The peer's key is some milliseconds away at best: spend them making our DH code warm.
     if (!this.#inbox.has(this.#topics.key)) warmUp(group);
-    const peer = verifier ? await this.#authenticatedKey(verifier, trusted) : await this.#labKey();
+    const peer = trusted.size > 0
+      ? await this.#authenticatedKey(
+        new KeyExchangeVerifier(group, netid, encodePublicKeyDer(group, ours.publicKey), trusted),
+        trusted,
+      )
+      : await this.#labKey();
     const fernet = await SessionSecret.agree(group, ours, peer.y).labFernet();
     this.#debug(
       `key exchange answered; ${
@@ -232,7 +254,7 @@ class Session {
     this.#inbox.discard(this.#topics.answer);
     const actionRequest = requestTopic(netid, action);
     const sent = this.#publish(actionRequest, token);
-    this.#ackHold.releaseOnNextData(this.#mqtt);
+    this.#ackHold.releaseOnNextData();
     sent.catch(() => {}); // a loss shows as the lost connection below
     this.#debug(`request sent on ${actionRequest} (${token.length} bytes)`);
     if (this.#log.verbose) {
@@ -246,14 +268,18 @@ class Session {
     return await this.#answer(fernet);
   }
 
+  /** Every way out of the session comes here: nothing of it is left running. */
   async close(): Promise<void> {
-    clearTimeout(this.#deadlineTimer);
-    this.#ackHold.release();
+    this.#deadline[Symbol.dispose]();
+    this.#ackHold[Symbol.dispose]();
     // A polite DISCONNECT only when nothing is left to wait for: end(false) waits for every
-    // outstanding PUBACK, which a broker that went away never sends.
+    // outstanding PUBACK, which a broker that went away never sends. end(true) fails them
+    // (`sent` above is caught) and closes the socket.
     const force = !this.#connected || !this.#mqtt.connected ||
       Object.keys(this.#mqtt.outgoing).length > 0;
-    await new Promise<void>((resolve) => this.#mqtt.end(force, {}, () => resolve()));
+    // Its only failure is closing MQTT.js's in-memory stores, which cannot fail; it must not
+    // replace the session's own outcome either way.
+    await this.#mqtt.endAsync(force).catch(() => {});
   }
 
   /** The lab protocol: the first key exchange response after our request is the peer's key. */
@@ -281,12 +307,15 @@ class Session {
     for (;;) {
       const message = await this.#within(
         this.#inbox.nextOf(this.#topics.key, this.#topics.signature),
-        () =>
-          new UnauthenticatedError(
+        () => {
+          // Stale signatures are worth naming when no live one came.
+          verifier.retained(this.#inbox.retained(this.#topics.key, this.#topics.signature));
+          return new UnauthenticatedError(
             `no key exchange on ${this.#topics.key} signed by ${names} within ` +
               `${this.#seconds()}: ${verifier.summary()}`,
             verifier.sawOtherExchangeSigned(),
-          ),
+          );
+        },
       );
       const match = message.topic === this.#topics.key
         ? await verifier.offerKey(message.payload)
@@ -324,16 +353,11 @@ class Session {
   }
 
   /** `p`, unless the deadline passes (then the error `onTimeout` makes) or we are cut off. */
-  async #within<T>(p: Promise<T>, onTimeout: () => string | ClientError): Promise<T> {
-    try {
-      return await Promise.race([p, this.#lost, this.#expired]);
-    } catch (error) {
-      if (error === this.#deadline.reason && !this.#o.signal?.aborted) {
-        const failure = onTimeout();
-        throw typeof failure === "string" ? new ClientError(failure, { cause: error }) : failure;
-      }
-      throw error;
-    }
+  #within<T>(p: Promise<T>, onTimeout: () => string | ClientError): Promise<T> {
+    return this.#deadline.race([p, this.#lost], (reason) => {
+      const failure = onTimeout();
+      return typeof failure === "string" ? new ClientError(failure, { cause: reason }) : failure;
+    });
   }
 
   #whenLost(): Promise<never> {
@@ -342,7 +366,10 @@ class Session {
       this.#mqtt.on("error", (error) => problem ??= error);
       this.#mqtt.on("close", () => {
         if (!this.#connected) return; // connected() reports a failed connect
-        if (problem !== undefined) {
+        // A reset after the CONNACK is the broker closing the connection, as much as a FIN is:
+        // which of the two arrives depends on timing, so both get the one line below.
+        const code = (problem as { code?: unknown } | undefined)?.code;
+        if (problem !== undefined && code !== "ECONNRESET" && code !== "EPIPE") {
           const reason = toBrokerError(problem, this.#o.broker).message;
           return reject(new ClientError(`connection to ${this.#where} lost: ${reason}`));
         }
@@ -373,13 +400,15 @@ class Session {
     }
   }
 
-  #publish(topic: string, payload: string): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.#mqtt.publish(topic, payload, { qos: 1 }, (error) => {
-        if (error) reject(new ClientError(`publishing on ${topic} failed: ${error.message}`));
-        else resolve();
+  /** Resolves at the broker's PUBACK. */
+  async #publish(topic: string, payload: string): Promise<void> {
+    try {
+      await this.#mqtt.publishAsync(topic, payload, { qos: 1 });
+    } catch (error) {
+      throw new ClientError(`publishing on ${topic} failed: ${errorLine(error)}`, {
+        cause: error,
       });
-    });
+    }
   }
 
   #seconds(): string {
@@ -389,128 +418,4 @@ class Session {
   #debug(line: string): void {
     this.#log.debug(`${line} (${(performance.now() - this.#started).toFixed(1)} ms)`);
   }
-}
-
-/** A delivery, as the session keeps it; `seq` is its place in arrival order. */
-interface Delivery {
-  topic: string;
-  payload: Uint8Array;
-  seq: number;
-}
-
-/**
- * Per-topic queues of live deliveries, taken in arrival order. Retained ones are stale by
- * definition (published before we asked) and never queued. Bounded: past the cap the oldest
- * delivery of a topic is dropped, so a flood on our topics cannot grow memory.
- */
-class Inbox {
-  static readonly CAP = 64;
-  readonly #queues = new Map<string, Delivery[]>();
-  #seq = 0;
-  #waiter: { topics: string[]; resolve: (d: Delivery) => void } | undefined;
-  onRetained: (topic: string) => void = () => {};
-
-  constructor(topics: string[]) {
-    for (const topic of topics) this.#queues.set(topic, []);
-  }
-
-  put(topic: string, payload: Uint8Array, packet: IPublishPacket): void {
-    const queue = this.#queues.get(topic);
-    if (queue === undefined) return;
-    if (packet.retain) return this.onRetained(topic);
-    const delivery = { topic, payload, seq: this.#seq++ };
-    if (this.#waiter?.topics.includes(topic)) {
-      const { resolve } = this.#waiter;
-      this.#waiter = undefined;
-      return resolve(delivery);
-    }
-    if (queue.length >= Inbox.CAP) queue.shift();
-    queue.push(delivery);
-  }
-
-  has(topic: string): boolean {
-    return (this.#queues.get(topic)?.length ?? 0) > 0;
-  }
-
-  discard(...topics: string[]): void {
-    for (const topic of topics) this.#queues.get(topic)?.splice(0);
-  }
-
-  next(topic: string): Promise<Delivery> {
-    return this.nextOf(topic);
-  }
-
-  /** The next delivery on any of `topics`: the earliest queued one, or the next to arrive. */
-  nextOf(...topics: string[]): Promise<Delivery> {
-    let earliest: Delivery[] | undefined;
-    for (const topic of topics) {
-      const queue = this.#queues.get(topic)!;
-      if (queue.length > 0 && (earliest === undefined || queue[0].seq < earliest[0].seq)) {
-        earliest = queue;
-      }
-    }
-    if (earliest) return Promise.resolve(earliest.shift()!);
-    return new Promise((resolve) => this.#waiter = { topics, resolve });
-  }
-}
-
-/**
- * Holds back one PUBACK, to get the answer past the broker's Nagle algorithm.
- *
- * Against a broker with Nagle on (mosquitto's default): the broker acknowledges our request
- * with a PUBACK, a small segment we have no data to answer, so our kernel delays its TCP ACK
- * (~40 ms); the responder's answer, a few milliseconds later, then waits in the broker behind
- * that unacknowledged segment. If the PUBACK of the key exchange response is still ours to
- * send when the request's PUBACK arrives, sending it then carries that TCP ACK at once, and the
- * answer leaves the broker without the stall (measured in docs/performance.md).
- *
- * MQTT.js sends a PUBACK when its `handleMessage(packet, done)` calls `done`, and handles no
- * further packet until then, not even the PUBACK that should release the held one. So the
- * release is the first bytes that arrive on the socket after our request was written: in this
- * exchange, the broker's PUBACK for it. MQTT sets no deadline for a PUBACK, and `release()`
- * on every way out of the session sends any still held.
- */
-class AckHold {
-  #held: (() => void) | undefined;
-  #holding = false;
-
-  /**
-   * From now on (our key exchange request is acknowledged), hold the PUBACK of each live
-   * delivery on the key exchange topics, until the session releases it.
-   */
-  arm(): void {
-    this.#holding = true;
-  }
-
-  /** MQTT.js's `handleMessage`: holds a key exchange delivery's PUBACK while armed. */
-  offer(packet: IPublishPacket, done: () => void): void {
-    if (this.#holding && packet.qos === 1 && !packet.retain && isKeyExchangeTopic(packet.topic)) {
-      this.#held = done;
-      return;
-    }
-    done();
-  }
-
-  /**
-   * Releases the held PUBACK at the next bytes from the broker, or at once if the socket is
-   * paused: after a burst of large messages MQTT.js pauses it until it has handled its backlog,
-   * which waits on the held packet, so no bytes would come until the deadline.
-   */
-  releaseOnNextData(mqtt: MqttClient): void {
-    this.#holding = false;
-    if (this.#held === undefined) return;
-    if (mqtt.stream.readableFlowing !== true) return this.release();
-    mqtt.stream.once("data", () => this.release());
-  }
-
-  release(): void {
-    const done = this.#held;
-    this.#held = undefined;
-    done?.();
-  }
-}
-
-function isKeyExchangeTopic(topic: string): boolean {
-  const levels = topic.split("/");
-  return levels.length === 3 && levels[1] === KEY_EXCHANGE && levels[2] !== "request";
 }

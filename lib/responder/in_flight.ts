@@ -19,11 +19,15 @@ export interface InFlightLimits {
   bytesPerNetid: number;
 }
 
-/** One admitted request's claim on the budget; hand it back with `release`. */
+/** One admitted request's claim on the budget, live until handed back with `release`. */
 export interface Ticket {
   readonly netid: string;
-  bytes: number;
+  /** The bytes it holds; `resize` changes them. */
+  readonly bytes: number;
 }
+
+/** What the budget itself may change of a {@linkcode Ticket}. */
+type HeldTicket = { -readonly [K in keyof Ticket]: Ticket[K] };
 
 /** Why a request was not admitted. */
 export type Refusal = "full" | "share";
@@ -53,6 +57,9 @@ export type Refusal = "full" | "share";
  */
 export class InFlightBudget {
   readonly #perNetid = new Map<string, { requests: number; bytes: number }>();
+  // The tickets admitted and not yet released: releasing twice, or resizing a released
+  // ticket, must leave the counts alone, even once its netid has new tickets of its own.
+  readonly #live = new WeakSet<Ticket>();
   #requests = 0;
   #bytes = 0;
 
@@ -84,27 +91,31 @@ export class InFlightBudget {
     this.#perNetid.set(netid, own);
     this.#requests++;
     this.#bytes += bytes;
-    return { netid, bytes };
+    const ticket: Ticket = { netid, bytes };
+    this.#live.add(ticket);
+    return ticket;
   }
 
-  /** Changes what `ticket` holds to `bytes` (e.g. once the answer's size is known). */
+  /**
+   * Changes what `ticket` holds to `bytes` (e.g. once the answer's size is known); does
+   * nothing to a released ticket.
+   */
   resize(ticket: Ticket, bytes: number): void {
-    const own = this.#perNetid.get(ticket.netid);
-    if (own === undefined || ticket.bytes < 0) return; // already released
+    if (!this.#live.has(ticket)) return;
+    const own = this.#perNetid.get(ticket.netid)!;
     own.bytes += bytes - ticket.bytes;
     this.#bytes += bytes - ticket.bytes;
-    ticket.bytes = bytes;
+    (ticket as HeldTicket).bytes = bytes;
   }
 
   /** Gives `ticket`'s claim back; a second release of one ticket does nothing. */
   release(ticket: Ticket): void {
-    const own = this.#perNetid.get(ticket.netid);
-    if (own === undefined || ticket.bytes < 0) return;
+    if (!this.#live.delete(ticket)) return;
+    const own = this.#perNetid.get(ticket.netid)!;
     own.requests--;
     own.bytes -= ticket.bytes;
     if (own.requests === 0) this.#perNetid.delete(ticket.netid);
     this.#requests--;
     this.#bytes -= ticket.bytes;
-    ticket.bytes = -1;
   }
 }

@@ -45,8 +45,6 @@ export class SessionCache<V> {
   readonly #maxEntries: number;
   readonly #idleMs: number;
   readonly #now: () => number;
-  #evicted = 0;
-  #expired = 0;
 
   /** Throws RangeError unless `maxEntries` is a positive integer and `idleMs` is > 0. */
   constructor(options: SessionCacheOptions) {
@@ -62,11 +60,6 @@ export class SessionCache<V> {
   /** Entries held (expired ones that no call has swept yet included). */
   get size(): number {
     return this.#entries.size;
-  }
-
-  /** How many entries were pushed out by the size cap, and how many expired, so far. */
-  get counts(): { evicted: number; expired: number } {
-    return { evicted: this.#evicted, expired: this.#expired };
   }
 
   /** The value for `key`, marking it most recently used; `undefined` if absent or expired. */
@@ -95,7 +88,6 @@ export class SessionCache<V> {
     while (this.#entries.size >= this.#maxEntries) {
       const oldest = this.#entries.keys().next().value as string;
       this.#entries.delete(oldest);
-      this.#evicted++;
     }
     this.#entries.set(key, { value, lastUsed: now });
   }
@@ -118,7 +110,6 @@ export class SessionCache<V> {
       this.#entries.delete(key);
       dropped++;
     }
-    this.#expired += dropped;
     return dropped;
   }
 }

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { actionProblem } from "../../lib/check/action_rules.ts";
 import { NON_ASCII } from "../../lib/check/responder_suite.ts";
-import { pycaTest, runPython } from "../crypto/pyca.ts";
+import { pycaTest, runPython } from "../../support/pyca.ts";
 
 const TEXTS = [
   NON_ASCII,

@@ -17,6 +17,12 @@ import {
   readMessage,
 } from "../../cli/client_options.ts";
 import { MAX_MESSAGE_BYTES } from "../../lib/protocol/limits.ts";
+import {
+  actionProblem,
+  clientIdProblem,
+  messageProblem,
+  netidProblem,
+} from "../../lib/client/options.ts";
 
 const FINGERPRINT = `SHA256:${"ab".repeat(32)}`;
 
@@ -224,4 +230,25 @@ Deno.test("readMessage: stdin less one trailing newline, LF or CRLF; strict UTF-
   );
   await reject(stream(max, "xx\n"), /over the 1048576-byte limit$/);
   await reject(stream(max, "x"), /over the 1048576-byte limit$/);
+});
+
+Deno.test("NETID, ACTION, MESSAGE, -i: the reason is the one requestTransform gives", () => {
+  const cases: [string[], string, string | undefined][] = [
+    [["a/b", "uppercase", "hi"], "NETID", netidProblem("a/b")],
+    [["le0nh4rt", "explode", "hi"], "ACTION", actionProblem("explode")],
+    [["-i", "", "le0nh4rt", "reverse", "x"], "-i/--id", clientIdProblem("")],
+  ];
+  const big = "é".repeat(MAX_MESSAGE_BYTES / 2 + 1);
+  cases.push([["le0nh4rt", "uppercase", big], "MESSAGE", messageProblem(big)]);
+  for (const [args, argument, problem] of cases) {
+    assert.ok(problem !== undefined);
+    assert.equal(refusal(args), `argument ${argument}: ${problem}`);
+  }
+  // --timeout takes seconds as text; its range is requestTransform's, in seconds.
+  assert.equal(
+    refusal(["--timeout=0.0009", "le0nh4rt", "uppercase", "hi"]),
+    "argument --timeout: invalid value '0.0009' (need seconds, 0.001 to 86400)",
+  );
+  assert.equal(request(["--timeout=0.001", "le0nh4rt", "uppercase", "hi"]).timeoutMs, 1);
+  assert.equal(request(["--timeout=86400", "le0nh4rt", "uppercase", "hi"]).timeoutMs, 86_400_000);
 });

@@ -41,7 +41,17 @@ Deno.test("parseResponderArgs: -h HOST -p PORT and the long forms; --help only a
   assert.equal(serve.kind === "serve" && serve.verbose, true);
   assert.deepEqual(parseResponderArgs(["--help"]), { kind: "help" });
   assert.deepEqual(parseResponderArgs(["--version"]), { kind: "version" });
-  assert.deepEqual(parseResponderArgs(["--new-identity"]), { kind: "new-identity" });
+  assert.deepEqual(parseResponderArgs(["--new-identity", "id.pem"]), {
+    kind: "new-identity",
+    file: "id.pem",
+  });
+  assert.deepEqual(parseResponderArgs(["--identity", "id.pem", "--fingerprint"]), {
+    kind: "fingerprint",
+    identityFile: "id.pem",
+  });
+  refused(["--new-identity"], /^option --new-identity needs a value$/);
+  refused(["--new-identity", "a.pem", "--identity", "b.pem"], /not allowed with --identity$/);
+  refused(["--fingerprint"], /^argument --fingerprint: needs --identity FILE/);
 });
 
 Deno.test("parseResponderArgs: each refusal is one line that names the option", () => {

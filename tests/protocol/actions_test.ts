@@ -1,6 +1,6 @@
 /**
- * lib/protocol/actions.ts: each action's contract (the random ones checked as properties over a seeded
- * source), the bulk use of the CSPRNG, `cryptoRandomInt`, and the case mappings against
+ * lib/protocol/actions.ts: each action's contract (the random ones checked as properties over a
+ * seeded source), the bulk use of the CSPRNG, `cryptoRandomInt`, and the case mappings against
  * /usr/bin/python3.
  */
 
@@ -12,7 +12,7 @@ import {
   isAction,
   LAB_ACTIONS,
 } from "../../lib/protocol/actions.ts";
-import { pycaTest, runPython } from "../crypto/pyca.ts";
+import { pycaTest, runPython } from "../../support/pyca.ts";
 import { seeded } from "../../support/seeded.ts";
 
 /**

@@ -116,6 +116,19 @@ Deno.test("release is idempotent, and so is resize after it", () => {
   assert.equal(budget.bytes, 0);
 });
 
+Deno.test("a ticket this budget did not admit changes nothing, even a look-alike", () => {
+  const budget = new InFlightBudget(roomy);
+  const other = new InFlightBudget(roomy);
+  admitted(budget, "alice", 10);
+  const foreign = admitted(other, "alice", 10);
+  budget.release(foreign);
+  budget.release({ netid: "alice", bytes: 10 });
+  budget.resize({ netid: "alice", bytes: 10 }, 500);
+  assert.equal(budget.requests, 1);
+  assert.equal(budget.bytes, 10);
+  assert.equal(other.requests, 1);
+});
+
 Deno.test("over a seeded run of admits, resizes and releases, the counts stay exact", () => {
   const limits: InFlightLimits = {
     requests: 12,
