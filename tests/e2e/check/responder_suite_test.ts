@@ -58,14 +58,12 @@ Deno.test("our responder, started on the checker's broker, passes every case", a
 Deno.test("our responder with an identity: its step 2b passes, by the trusted fingerprint", async () => {
   const dir = await Deno.makeTempDir({ prefix: "check-identity-" });
   try {
-    const made = await new Deno.Command(ourResponder("--new-identity")[0], {
-      args: ourResponder("--new-identity").slice(1),
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    assert.ok(made.success);
-    await Deno.writeFile(`${dir}/identity.pem`, made.stdout);
-    const fingerprint = /SHA256:[0-9a-f]{64}/.exec(new TextDecoder().decode(made.stderr))![0];
+    const identity = `${dir}/identity.pem`;
+    const [program, ...args] = ourResponder("--new-identity", identity);
+    const made = await new Deno.Command(program, { args, stdout: "piped", stderr: "piped" })
+      .output();
+    assert.ok(made.success, new TextDecoder().decode(made.stderr));
+    const fingerprint = /SHA256:[0-9a-f]{64}/.exec(new TextDecoder().decode(made.stdout))![0];
     // Bound tokens, the extension's second half, are not made by our responder yet: their
     // case joins this test when they are.
     const cases = selectCases("responder", {
@@ -73,7 +71,7 @@ Deno.test("our responder with an identity: its step 2b passes, by the trusted fi
     });
     const trusted = await runResponderSuite(
       cases,
-      options({ command: ourResponder("--identity", `${dir}/identity.pem`), trust: [fingerprint] }),
+      options({ command: ourResponder("--identity", identity), trust: [fingerprint] }),
     );
     assert.deepEqual(statuses(trusted), {
       "responder.start": "pass",
@@ -82,7 +80,7 @@ Deno.test("our responder with an identity: its step 2b passes, by the trusted fi
     const wrong = await runResponderSuite(
       cases,
       options({
-        command: ourResponder("--identity", `${dir}/identity.pem`),
+        command: ourResponder("--identity", identity),
         trust: [`SHA256:${"00".repeat(32)}`],
       }),
     );
