@@ -7,9 +7,13 @@
  */
 
 import { errorLine } from "./log.ts";
-import mqtt, { type IClientOptions, MqttClient } from "mqtt";
+import { guardPacketSize } from "./mqtt_size_guard.ts";
+import { type IClientOptions, MqttClient } from "mqtt";
+import { streamBuilder as webSocketStreamBuilder } from "mqtt/lib/connect/ws";
 import { createConnection, isIP } from "node:net";
+import type { Duplex } from "node:stream";
 import { connect as connectTls } from "node:tls";
+import WebSocket from "ws";
 
 /** How MQTT travels: plain TCP, TLS, WebSocket, WebSocket over TLS. */
 export type Transport = "mqtt" | "mqtts" | "ws" | "wss";
@@ -189,6 +193,12 @@ export interface ConnectOptions {
    * first packet: worth it for a long-running connection, not for one that sends four packets.
    */
   writeCache?: boolean;
+  /**
+   * The largest packet taken from the broker, fixed header included. A larger one closes the
+   * connection as soon as its header arrives, before it is buffered (lib/mqtt_size_guard.ts);
+   * over WebSocket, a message over twice this size too. Default: no limit of ours.
+   */
+  maxPacketBytes?: number;
 }
 
 /**
@@ -219,18 +229,35 @@ export function openMqtt(broker: BrokerOptions, options: ConnectOptions): MqttCl
   };
   // MQTT over TCP and TLS: our own sockets. MQTT.js's TLS builder takes any `socksProxy` but
   // undefined (ours is "", so that it never reads MQTTJS_SOCKS_PROXY) as a proxy URL to dial.
+  // Over WebSocket: MQTT.js's own builder, as mqtt.connect would use it.
   const { host, port } = broker;
+  const limit = options.maxPacketBytes;
+  const guard = <S extends Duplex>(stream: S) =>
+    limit === undefined ? stream : guardPacketSize(stream, limit);
   let client: MqttClient;
   if (broker.transport === "mqtt") {
-    client = new MqttClient(() => createConnection({ host, port }), opts);
+    client = new MqttClient(() => guard(createConnection({ host, port })), opts);
   } else if (broker.transport === "mqtts") {
     const servername = isIP(host) === 0 ? host : undefined;
     client = new MqttClient(
-      () => connectTls({ host, port, ca: broker.ca, servername, rejectUnauthorized: true }),
+      () => guard(connectTls({ host, port, ca: broker.ca, servername, rejectUnauthorized: true })),
       opts,
     );
   } else {
-    client = mqtt.connect(opts);
+    // The ws library buffers a whole WebSocket message (up to 100 MiB by default) before
+    // MQTT.js, or the guard, sees a byte of it. A message may hold more than one packet: twice
+    // the largest is room enough. And on an error (a message over that), ws reads on until the
+    // peer closes, up to 30 s, taking in whatever it sends meanwhile: we hang up at once.
+    const wsOpts = limit === undefined ? opts : {
+      ...opts,
+      wsOptions: { maxPayload: 2 * limit },
+      createWebsocket: (url: string, protocols: string[], o: IClientOptions) => {
+        const socket = new WebSocket(url, protocols, o.wsOptions as WebSocket.ClientOptions);
+        socket.on("error", () => socket.terminate());
+        return socket;
+      },
+    };
+    client = new MqttClient((c) => guard(webSocketStreamBuilder(c, wsOpts)), wsOpts);
   }
   // As mqtt.connect does: an "error" with no listener would throw; callers listen as they need.
   client.on("error", () => {});

@@ -322,6 +322,8 @@ export class Responder implements AsyncDisposable {
       keepaliveSeconds: this.#limits.keepAliveSeconds,
       protocolVersion: this.#protocolVersion,
       properties: v5 ? { maximumPacketSize: MAX_PACKET_BYTES } : undefined,
+      // At any protocol version: a broker may send what we did not allow, or not know to ask.
+      maxPacketBytes: MAX_PACKET_BYTES,
       connectTimeoutMs: 10_000,
     });
     this.#mqtt = mqtt;

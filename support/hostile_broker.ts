@@ -87,6 +87,7 @@ export class HostileConnection {
   readonly #waiters = new Set<() => void>();
   #closed = false;
   #serving = false;
+  #suback = true;
   #nextMessageId = 1;
 
   constructor(stream: Duplex, transport: "tcp" | "ws") {
@@ -133,22 +134,31 @@ export class HostileConnection {
     cmd?: C,
     timeoutMs = DEFAULT_WAIT_MS,
   ): Promise<Extract<Packet, { cmd: C }>> {
-    type Wanted = Extract<Packet, { cmd: C }>;
-    const find = () =>
-      this.received.find((p) => !this.#taken.has(p) && (cmd === undefined || p.cmd === cmd));
+    return this.#waitFor(
+      (p) => !this.#taken.has(p) && (cmd === undefined || p.cmd === cmd),
+      cmd ?? "a packet",
+      timeoutMs,
+    ).then((packet) => {
+      this.#taken.add(packet);
+      return packet as Extract<Packet, { cmd: C }>;
+    });
+  }
+
+  /** The client's CONNECT, the same one however often asked; rejects as {@linkcode next}. */
+  connect(timeoutMs = DEFAULT_WAIT_MS): Promise<IConnectPacket> {
+    return this.#waitFor((p) => p.cmd === "connect", "CONNECT", timeoutMs) as Promise<
+      IConnectPacket
+    >;
+  }
+
+  #waitFor(wanted: (p: Packet) => boolean, what: string, timeoutMs: number): Promise<Packet> {
     return new Promise((resolve, reject) => {
       const check = (): boolean => {
-        const packet = find();
-        if (packet !== undefined) {
-          this.#taken.add(packet);
-          resolve(packet as Wanted);
-          return true;
-        }
-        if (this.#closed) {
-          reject(new Error(`the connection closed before the client sent ${cmd ?? "a packet"}`));
-          return true;
-        }
-        return false;
+        const packet = this.received.find(wanted);
+        if (packet !== undefined) resolve(packet);
+        else if (this.#closed) reject(new Error(`the connection closed before ${what} came`));
+        else return false;
+        return true;
       };
       if (check()) return;
       const waiter = () => {
@@ -156,7 +166,7 @@ export class HostileConnection {
       };
       const timer = setTimeout(() => {
         done();
-        reject(new Error(`the client sent no ${cmd ?? "packet"} within ${timeoutMs} ms`));
+        reject(new Error(`the client sent no ${what} within ${timeoutMs} ms`));
       }, timeoutMs);
       const done = () => {
         clearTimeout(timer);
@@ -164,11 +174,6 @@ export class HostileConnection {
       };
       this.#waiters.add(waiter);
     });
-  }
-
-  /** The client's CONNECT: {@linkcode next}("connect"). */
-  connect(): Promise<IConnectPacket> {
-    return this.next("connect");
   }
 
   /** Generates `packet` at the connection's protocol version and writes it. */
@@ -289,10 +294,12 @@ export class HostileConnection {
    * From now on, answer as a broker that works would: PINGRESP to PINGREQ, PUBACK to a QoS 1
    * PUBLISH, a granted SUBACK to SUBSCRIBE, UNSUBACK to UNSUBSCRIBE; packets that came before
    * and were not answered yet are answered now. {@linkcode freeze} stops it. {@linkcode next}
-   * still sees every packet.
+   * still sees every packet. With `suback: false`, a SUBSCRIBE is never answered (a withheld
+   * SUBACK on a connection that otherwise works).
    */
-  serve(): void {
+  serve(options: { suback?: boolean } = {}): void {
     this.#serving = true;
+    this.#suback = options.suback ?? true;
     for (const packet of this.received) {
       if (!this.#answered.has(packet)) this.#answer(packet);
     }
@@ -329,7 +336,8 @@ export class HostileConnection {
         if (packet.qos === 1) this.send({ cmd: "puback", messageId: packet.messageId });
         return;
       case "subscribe":
-        return this.suback(packet);
+        if (this.#suback) this.suback(packet);
+        return;
       case "unsubscribe":
         return this.send({
           cmd: "unsuback",
