@@ -8,12 +8,10 @@
 
 import { errorLine } from "./log.ts";
 import { guardPacketSize } from "./mqtt_size_guard.ts";
-import { type IClientOptions, MqttClient } from "mqtt";
-import { streamBuilder as webSocketStreamBuilder } from "mqtt/lib/connect/ws";
+import mqtt, { type IClientOptions, MqttClient } from "mqtt";
 import { createConnection, isIP } from "node:net";
 import type { Duplex } from "node:stream";
 import { connect as connectTls } from "node:tls";
-import WebSocket from "ws";
 
 /** How MQTT travels: plain TCP, TLS, WebSocket, WebSocket over TLS. */
 export type Transport = "mqtt" | "mqtts" | "ws" | "wss";
@@ -229,7 +227,6 @@ export function openMqtt(broker: BrokerOptions, options: ConnectOptions): MqttCl
   };
   // MQTT over TCP and TLS: our own sockets. MQTT.js's TLS builder takes any `socksProxy` but
   // undefined (ours is "", so that it never reads MQTTJS_SOCKS_PROXY) as a proxy URL to dial.
-  // Over WebSocket: MQTT.js's own builder, as mqtt.connect would use it.
   const { host, port } = broker;
   const limit = options.maxPacketBytes;
   const guard = <S extends Duplex>(stream: S) =>
@@ -244,20 +241,24 @@ export function openMqtt(broker: BrokerOptions, options: ConnectOptions): MqttCl
       opts,
     );
   } else {
+    // MQTT.js's own WebSocket transport, which it loads only when used (~10 ms at start-up).
     // The ws library buffers a whole WebSocket message (up to 100 MiB by default) before
-    // MQTT.js, or the guard, sees a byte of it. A message may hold more than one packet: twice
-    // the largest is room enough. And on an error (a message over that), ws reads on until the
-    // peer closes, up to 30 s, taking in whatever it sends meanwhile: we hang up at once.
-    const wsOpts = limit === undefined ? opts : {
-      ...opts,
-      wsOptions: { maxPayload: 2 * limit },
-      createWebsocket: (url: string, protocols: string[], o: IClientOptions) => {
-        const socket = new WebSocket(url, protocols, o.wsOptions as WebSocket.ClientOptions);
-        socket.on("error", () => socket.terminate());
-        return socket;
-      },
-    };
-    client = new MqttClient((c) => guard(webSocketStreamBuilder(c, wsOpts)), wsOpts);
+    // anything reads it: a message may hold more than one packet, and twice our largest is room
+    // enough. After such an error, ws reads on until the closing handshake ends, taking in (and
+    // throwing away) whatever the peer sends for up to 30 s: closeTimeout 0 hangs up at once.
+    const wsOptions = limit === undefined ? {} : { maxPayload: 2 * limit, closeTimeout: 0 };
+    client = mqtt.connect({ ...opts, wsOptions, manualConnect: true });
+    if (limit !== undefined) {
+      // connect() makes each connection's stream (reconnect() calls it too): the guard goes on
+      // it before a byte can arrive.
+      const connect = client.connect.bind(client);
+      client.connect = () => {
+        connect();
+        guard(client.stream as unknown as Duplex);
+        return client;
+      };
+    }
+    client.connect();
   }
   // As mqtt.connect does: an "error" with no listener would throw; callers listen as they need.
   client.on("error", () => {});
