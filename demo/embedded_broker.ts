@@ -78,8 +78,7 @@ export async function startEmbeddedBroker(
     socket.setNoDelay(true);
     sockets.add(socket);
     socket.on("close", () => sockets.delete(socket));
-    wholeReads(socket);
-    broker.handle(socket);
+    broker.handle(readsAllAtOnce(socket));
   });
   const port = await listen(server);
   let http: HttpServer | undefined;
@@ -117,13 +116,19 @@ export async function startEmbeddedBroker(
 }
 
 /**
- * Makes `read()` return everything buffered, as it does in Node. Deno's streams return one
- * chunk per `read()`; aedes reads once per "readable" event, so a packet of more than a few
- * chunks (some 200 KB) would stall, its "readable" never firing again.
+ * aedes reads a connection once per "readable" event with `read()`, which in Node returns all
+ * that is buffered. Under Deno (2.9) it returns the first buffered chunk only. When two 64 KiB
+ * reads fill a socket's buffer to its high-water mark before aedes gets to it, the socket stops
+ * reading from the network, aedes takes one chunk, the buffer stays at the mark (so the socket
+ * does not start reading again), and no "readable" comes again: a packet of 200 KiB or more that
+ * arrives in one burst stalls its connection for good. So `read()` on our sockets takes it all,
+ * as Node's does.
  */
-function wholeReads(socket: Socket): void {
+function readsAllAtOnce(socket: Socket): Socket {
   const read = socket.read.bind(socket);
-  socket.read = (size?: number) => read(size ?? (socket.readableLength || undefined));
+  socket.read = (size?: number) =>
+    read(size ?? (socket.readableLength > 0 ? socket.readableLength : undefined));
+  return socket;
 }
 
 function listen(server: Server | HttpServer): Promise<number> {

@@ -139,7 +139,9 @@ export function spawnPeer(cmd: string, args: string[], options: SpawnOptions = {
   };
   const pump = async (stream: ReadableStream<Uint8Array>, log: OutputLog) => {
     try {
-      for await (const text of stream.pipeThrough(new TextDecoderStream())) {
+      // ignoreBOM: output that starts with U+FEFF (an answer can) is kept as it came.
+      const decoder = new TextDecoderStream("utf-8", { ignoreBOM: true });
+      for await (const text of stream.pipeThrough(decoder)) {
         log.push(text);
         notify();
       }
