@@ -664,6 +664,7 @@ const BODIES: Record<string, Body> = {
     const s = await suite.session(stack, signal);
     if ("status" in s) return s;
     const { client, session } = s;
+    const openBefore = suite.recorder?.connections().filter((c) => c.closedAt === undefined) ?? [];
     await client.publish(requestTopic(session.netid, "uppercase"), "A".repeat(3 * 1024 * 1024));
     const kxNetid = suite.fixedNetid === undefined ? freshNetid() : session.netid;
     if (kxNetid !== session.netid) {
@@ -679,7 +680,14 @@ const BODIES: Record<string, Body> = {
     });
     const problem = judgeAnswer(suite, "uppercase", "after the big ones", answer);
     if (problem?.status === "fail") {
-      return fail(`an answer after oversized payloads: ${problem.expected}`, problem.got);
+      // On the checker's broker: did it leave the broker over the big packet, losing what was
+      // sent to it meanwhile?
+      const dropped = openBefore.find((c) => c.closedAt !== undefined);
+      const why = dropped === undefined
+        ? ""
+        : "; it dropped its connection to the broker on the oversized payload, and the request " +
+          "sent meanwhile was lost";
+      return fail(`an answer after oversized payloads: ${problem.expected}`, problem.got + why);
     }
     return problem ?? pass();
   },
