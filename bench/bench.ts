@@ -16,7 +16,9 @@
  *    responder's CPU time per key exchange from /proc.
  * 4. Start-up: `--help`, and spawn to the first byte (CONNECT) seen by a listener of ours.
  * 5. Memory: what one responder session costs (`bench/session_memory.ts`).
- * 6. `--trust` under a flood: a publisher pours valid fake keys and replayed genuine signatures
+ * 6. The conformance suite: `secure_mqtt_check client`, all of it and `--quick`, against our own
+ *    client (`deno run main.ts` with the client task's permissions), one run each, wall time.
+ * 7. `--trust` under a flood: a publisher pours valid fake keys and replayed genuine signatures
  *    onto the client's topics (QoS 0 and QoS 1, as fast as mosquitto takes them); how long
  *    after its deadline the client ends, and its peak RSS, against one run without a flood.
  *
@@ -70,6 +72,9 @@ const TARGETS = {
   e2eDefault: 0.75,
   e2eNodelay: 0.85,
   keyExchangesPerSecond: 100,
+  /** Seconds: the whole client suite, and --quick, against our client. */
+  checkSuite: 60,
+  checkQuick: 15,
   /** Milliseconds from a flooded client's deadline to its exit. */
   floodOvershootMs: 500,
 };
@@ -463,6 +468,36 @@ async function benchFlood() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// 6. The conformance suite
+
+interface SuiteRun {
+  ms: number;
+  cases: number;
+  passed: number;
+}
+
+async function benchCheck(): Promise<{ full: SuiteRun; quick: SuiteRun }> {
+  const client = taskCommand("client").slice(1);
+  const checker = taskCommand("check").slice(1);
+  const suite = async (options: string[]): Promise<SuiteRun> => {
+    const run = await runPeer(DENO, [
+      ...checker,
+      "client",
+      "--json",
+      ...options,
+      "--",
+      DENO,
+      ...client,
+    ], {
+      timeoutMs: 300_000,
+    });
+    const report = JSON.parse(check("secure_mqtt_check client", run, run.code === 0).stdout);
+    return { ms: run.ms, cases: report.summary.cases, passed: report.summary.passed };
+  };
+  return { full: await suite([]), quick: await suite(["--quick"]) };
+}
+
+// ---------------------------------------------------------------------------------------------
 // Report
 
 interface Row {
@@ -499,6 +534,19 @@ function ratioRow(
       : ratio <= limit
       ? "PASS"
       : `MISS by ${((ratio / limit - 1) * 100).toFixed(0)}%`,
+  };
+}
+
+/** A row whose measure must stay within `limit` seconds. */
+function secondsRow(measure: string, ms: number, limit: number): Row {
+  const seconds = ms / 1000;
+  return {
+    measure,
+    ours: `${seconds.toFixed(1)} s`,
+    baseline: "",
+    ratio: "",
+    target: `<= ${limit} s`,
+    verdict: seconds <= limit ? "PASS" : `MISS by ${((seconds / limit - 1) * 100).toFixed(0)}%`,
   };
 }
 
@@ -575,6 +623,8 @@ async function main() {
   const startup = await benchStartup();
   progress("memory of the responder's sessions");
   const memory = await benchMemory();
+  progress("the conformance suite (secure_mqtt_check client) against our client, full and --quick");
+  const conformance = await benchCheck();
   progress(`--trust under a flood, ${RUNS.flood} runs per QoS`);
   const flooded = await benchFlood();
   const env = await environment(mosquitto, dh.pyca, loadAtStart);
@@ -684,6 +734,16 @@ async function main() {
       [0, 1].map((qos) => mib(Math.max(...flooded.runs[`qos${qos}`].map((r) => r.peakRss))))
         .concat(mib(flooded.quiet.peakRss)).join(" / "),
     ),
+    secondsRow(
+      `conformance: secure_mqtt_check client, ${conformance.full.cases} cases, our client`,
+      conformance.full.ms,
+      TARGETS.checkSuite,
+    ),
+    secondsRow(
+      `conformance: secure_mqtt_check client --quick, ${conformance.quick.cases} cases`,
+      conformance.quick.ms,
+      TARGETS.checkQuick,
+    ),
   ];
   const marks = (e2e: typeof e2eDefault) => ({
     ...Object.fromEntries(PHASES.map((p) => [p, median(e2e.marks[p] ?? [NaN])])),
@@ -720,6 +780,7 @@ async function main() {
       responder: load,
       startup: summaries(startup),
       memory,
+      conformance,
       flood: {
         timeoutSeconds: FLOOD_TIMEOUT_S,
         quietPeakRss: flooded.quiet.peakRss,

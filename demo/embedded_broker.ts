@@ -1,13 +1,14 @@
 /**
  * An MQTT broker inside this process (aedes), on a free loopback port: what `deno task demo`
  * runs on, so that it needs no mosquitto. It can also listen for MQTT over WebSocket (the tests
- * use that for `--url ws://`, which Debian's mosquitto is built without), and it lets a caller
- * see, and rewrite, every message a client publishes: the demo's man in the middle.
+ * use that for `--url ws://`, which Debian's mosquitto is built without), it lets a caller
+ * see, and rewrite, every message a client publishes (the demo's man in the middle), and it
+ * can hold a client's subscriptions before it grants them (secure_mqtt_check's slow SUBACK).
  *
  * @module
  */
 
-import { Aedes, type Client, type PublishPacket } from "aedes";
+import { Aedes, type Client, type PublishPacket, type Subscription } from "aedes";
 import { Buffer } from "node:buffer";
 import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
 import { connect, createServer, type Server, type Socket } from "node:net";
@@ -27,6 +28,11 @@ export interface EmbeddedBrokerOptions {
   /** Also serve MQTT over WebSocket, on a port of its own. */
   webSocket?: boolean;
   interceptor?: Interceptor;
+  /**
+   * Sees each filter of a client's SUBSCRIBE before the broker grants it; the SUBACK (and the
+   * subscription itself) waits until the returned promise settles. `undefined`: no wait.
+   */
+  holdSubscribe?: (client: Client, filter: string) => Promise<void> | undefined;
 }
 
 /** A running embedded broker; `await using` stops it. */
@@ -57,6 +63,14 @@ export async function startEmbeddedBroker(
         }, (error) => done(error));
     };
   }
+  const { holdSubscribe } = options;
+  if (holdSubscribe) {
+    broker.authorizeSubscribe = (client: Client | null, subscription: Subscription, done) => {
+      const held = client === null ? undefined : holdSubscribe(client, subscription.topic);
+      if (held === undefined) return done(null, subscription);
+      held.then(() => done(null, subscription), (error) => done(error, null));
+    };
+  }
   const sockets = new Set<Socket>();
   // No Nagle on the broker's sockets: a small PUBACK waiting for its TCP ACK would hold back
   // the next PUBLISH to the same client until the peer's delayed ACK (~40 ms).
@@ -64,7 +78,7 @@ export async function startEmbeddedBroker(
     socket.setNoDelay(true);
     sockets.add(socket);
     socket.on("close", () => sockets.delete(socket));
-    broker.handle(socket);
+    broker.handle(readsAllAtOnce(socket));
   });
   const port = await listen(server);
   let http: HttpServer | undefined;
@@ -99,6 +113,22 @@ export async function startEmbeddedBroker(
     await new Promise<void>((resolve) => server.close(() => resolve()));
   };
   return { host: HOST, port, webSocketPort, stop, [Symbol.asyncDispose]: stop };
+}
+
+/**
+ * aedes reads a connection once per "readable" event with `read()`, which in Node returns all
+ * that is buffered. Under Deno (2.9) it returns the first buffered chunk only. When two 64 KiB
+ * reads fill a socket's buffer to its high-water mark before aedes gets to it, the socket stops
+ * reading from the network, aedes takes one chunk, the buffer stays at the mark (so the socket
+ * does not start reading again), and no "readable" comes again: a packet of 200 KiB or more that
+ * arrives in one burst stalls its connection for good. So `read()` on our sockets takes it all,
+ * as Node's does.
+ */
+function readsAllAtOnce(socket: Socket): Socket {
+  const read = socket.read.bind(socket);
+  socket.read = (size?: number) =>
+    read(size ?? (socket.readableLength > 0 ? socket.readableLength : undefined));
+  return socket;
 }
 
 function listen(server: Server | HttpServer): Promise<number> {

@@ -31,6 +31,8 @@ interface Victim {
 }
 
 const encoder = new TextEncoder();
+// The attacker reads and rewrites texts as they are: a U+FEFF first is kept, as the ends keep it.
+const utf8 = new TextDecoder("utf-8", { ignoreBOM: true });
 
 /**
  * An {@linkcode Interceptor} for the embedded broker that attacks every netid's exchange.
@@ -75,13 +77,13 @@ export function manInTheMiddle(
       return undefined;
     }
     if (direction === "request" && v.withClient && v.withResponder) {
-      const text = new TextDecoder().decode(await v.withClient.decrypt(payload));
+      const text = utf8.decode(await v.withClient.decrypt(payload));
       v.requestsRead++;
       report(`READ the request on ${topic}: ${JSON.stringify(text)}`);
       return encoder.encode(await v.withResponder.encrypt(text));
     }
     if (direction === "response" && v.withClient && v.withResponder) {
-      const answer = new TextDecoder().decode(await v.withResponder.decrypt(payload));
+      const answer = utf8.decode(await v.withResponder.decrypt(payload));
       const forged = forge(answer);
       report(
         `READ the answer on ${topic}: ${JSON.stringify(answer)}; sent ${JSON.stringify(forged)}`,

@@ -7,8 +7,10 @@
  */
 
 import { errorLine } from "./log.ts";
+import { guardPacketSize } from "./mqtt_size_guard.ts";
 import mqtt, { type IClientOptions, MqttClient } from "mqtt";
 import { createConnection, isIP, type Socket } from "node:net";
+import type { Duplex } from "node:stream";
 import { connect as connectTls } from "node:tls";
 
 /** How MQTT travels: plain TCP, TLS, WebSocket, WebSocket over TLS. */
@@ -233,6 +235,12 @@ export interface ConnectOptions {
    * first packet: worth it for a long-running connection, not for one that sends four packets.
    */
   writeCache?: boolean;
+  /**
+   * The largest packet taken from the broker, fixed header included. A larger one closes the
+   * connection as soon as its header arrives, before it is buffered (lib/mqtt_size_guard.ts);
+   * over WebSocket, a message over twice this size too. Default: no limit of ours.
+   */
+  maxPacketBytes?: number;
 }
 
 /**
@@ -264,21 +272,43 @@ export function openMqtt(broker: BrokerOptions, options: ConnectOptions): MqttCl
   // MQTT over TCP and TLS: our own sockets. MQTT.js's TLS builder takes any `socksProxy` but
   // undefined (ours is "", so that it never reads MQTTJS_SOCKS_PROXY) as a proxy URL to dial.
   const { host, port } = broker;
+  const limit = options.maxPacketBytes;
+  const guard = <S extends Duplex>(stream: S) =>
+    limit === undefined ? stream : guardPacketSize(stream, limit);
   let client: MqttClient;
   if (broker.transport === "mqtt") {
-    client = new MqttClient((c) => expectConnack(c, createConnection({ host, port })), opts);
+    client = new MqttClient((c) => guard(expectConnack(c, createConnection({ host, port }))), opts);
   } else if (broker.transport === "mqtts") {
     const servername = isIP(host) === 0 ? host : undefined;
     client = new MqttClient(
       (c) =>
-        expectConnack(
-          c,
-          connectTls({ host, port, ca: broker.ca, servername, rejectUnauthorized: true }),
+        guard(
+          expectConnack(
+            c,
+            connectTls({ host, port, ca: broker.ca, servername, rejectUnauthorized: true }),
+          ),
         ),
       opts,
     );
   } else {
-    client = mqtt.connect(opts);
+    // MQTT.js's own WebSocket transport, which it loads only when used (~10 ms at start-up).
+    // The ws library buffers a whole WebSocket message (up to 100 MiB by default) before
+    // anything reads it: a message may hold more than one packet, and twice our largest is room
+    // enough. After such an error, ws reads on until the closing handshake ends, taking in (and
+    // throwing away) whatever the peer sends for up to 30 s: closeTimeout 0 hangs up at once.
+    const wsOptions = limit === undefined ? {} : { maxPayload: 2 * limit, closeTimeout: 0 };
+    client = mqtt.connect({ ...opts, wsOptions, manualConnect: true });
+    if (limit !== undefined) {
+      // connect() makes each connection's stream (reconnect() calls it too): the guard goes on
+      // it before a byte can arrive.
+      const connect = client.connect.bind(client);
+      client.connect = () => {
+        connect();
+        guard(client.stream as unknown as Duplex);
+        return client;
+      };
+    }
+    client.connect();
   }
   // As mqtt.connect does: an "error" with no listener would throw; callers listen as they need.
   client.on("error", () => {});

@@ -2,6 +2,15 @@
  * What a correct answer to an action looks like, for tests and the benchmark. `shuffle` and
  * `random` are random, so they are checked by their properties, not by a fixed text.
  *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { assertAnswer, isRandomOf } from "./answers.ts";
+ * assertAnswer("reverse", "abc", "cba");
+ * assertAnswer("shuffle", "abc", "bca");
+ * assert.ok(isRandomOf("abc", "aacc")); // a twice, b dropped, c twice
+ * assert.throws(() => assertAnswer("random", "abc", "cba")); // out of order
+ * ```
  * @module
  */
 

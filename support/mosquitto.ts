@@ -4,32 +4,18 @@
  * Never relies on a system mosquitto service: every broker is our own child process with its
  * own config in a temp dir, no persistence, and its log captured (the last lines are quoted in
  * errors). Tests that need a broker skip when mosquitto is absent, except under `CI=true`,
- * where a missing broker must fail loudly rather than silently skip.
+ * where a missing broker must fail loudly rather than silently skip
+ * ({@linkcode mosquittoSkipReason}).
  *
- * @example
- * ```ts
- * import { mosquittoSkipReason, startMosquitto } from "./mosquitto.ts";
- *
- * Deno.test({
- *   name: "talks to a broker",
- *   ignore: mosquittoSkipReason() !== undefined,
- *   async fn() {
- *     await using broker = await startMosquitto();
- *     console.log(broker.host, broker.port);
- *   },
- * });
- * ```
  * @module
  */
 
-import { IN_CI } from "./environment.ts";
-
-/** Re-exported: the tests that need a broker ask this module whether they must run. */
-export { IN_CI };
+import { skipUnless } from "./environment.ts";
 
 const SYSTEM_MOSQUITTO = "/usr/sbin/mosquitto";
 const LOG_LINES_KEPT = 400;
 const READY_DEADLINE_MS = 5000;
+const PORT_ATTEMPTS = 3;
 const RUNNING_LINE = /mosquitto version \S+ running/;
 
 function isExecutableFile(path: string): boolean {
@@ -57,53 +43,27 @@ function findMosquitto(): string | undefined {
   return isExecutableFile(SYSTEM_MOSQUITTO) ? SYSTEM_MOSQUITTO : undefined;
 }
 
-/**
- * Absolute path of the mosquitto binary (PATH first, then /usr/sbin/mosquitto), or undefined.
- *
- * @example
- * ```ts
- * import { MOSQUITTO_PATH } from "./mosquitto.ts";
- * console.log(MOSQUITTO_PATH ?? "no broker");
- * ```
- */
+/** Absolute path of the mosquitto binary (PATH first, then /usr/sbin/mosquitto), or undefined. */
 export const MOSQUITTO_PATH: string | undefined = findMosquitto();
 
-let skipReasonPrinted = false;
-
 /**
- * Why tests that need mosquitto must be skipped, or undefined when they must run. Under
- * `CI=true` a missing mosquitto is NOT a skip: the tests run and fail loudly in
- * {@link startMosquitto}. The first time it returns a reason it also prints it to stderr, so
- * a skipped run says why.
- *
- * @example
- * ```ts
- * import { mosquittoSkipReason } from "./mosquitto.ts";
- * Deno.test({ name: "x", ignore: mosquittoSkipReason() !== undefined, fn() {} });
- * ```
+ * Why tests that need mosquitto must be skipped, or undefined when they must run
+ * ({@linkcode skipUnless}: under `CI=true` a missing mosquitto fails them, in
+ * {@linkcode startMosquitto}).
  */
 export function mosquittoSkipReason(): string | undefined {
-  if (MOSQUITTO_PATH !== undefined || IN_CI) return undefined;
-  const reason = `mosquitto not found on PATH or at ${SYSTEM_MOSQUITTO} ` +
-    "(apt-get install mosquitto); skipping the tests that need a broker";
-  if (!skipReasonPrinted) {
-    skipReasonPrinted = true;
-    console.error(`note: ${reason}`);
-  }
-  return reason;
+  return skipUnless(
+    "mosquitto",
+    () =>
+      MOSQUITTO_PATH === undefined
+        ? `mosquitto not found on PATH or at ${SYSTEM_MOSQUITTO} (apt-get install mosquitto)`
+        : undefined,
+  );
 }
 
 /**
  * A running private broker. `await using broker = await startMosquitto()` stops it at the end
- * of the scope.
- *
- * @example
- * ```ts
- * import { startMosquitto } from "./mosquitto.ts";
- * const broker = await startMosquitto();
- * await broker.restart(); // same port; connected clients are dropped
- * await broker.stop();
- * ```
+ * of the scope; `restart()` keeps its port and drops its clients.
  */
 export interface Broker extends AsyncDisposable {
   /** Always "127.0.0.1". */
@@ -118,17 +78,7 @@ export interface Broker extends AsyncDisposable {
   log(): string;
 }
 
-/**
- * Options for {@link startMosquitto}.
- *
- * @example
- * ```ts
- * import type { StartMosquittoOptions } from "./mosquitto.ts";
- * const tls: StartMosquittoOptions = {
- *   listenerConfig: "certfile /tmp/x/server.pem\nkeyfile /tmp/x/server.key",
- * };
- * ```
- */
+/** Options for {@link startMosquitto}. */
 export interface StartMosquittoOptions {
   /** Port for the main listener; default {@link freePort}(). */
   port?: number;
@@ -143,6 +93,11 @@ export interface StartMosquittoOptions {
    * `cafile`/`certfile`/`keyfile` to make it a TLS listener.
    */
   listenerConfig?: string;
+  /**
+   * User names and their passwords: the broker then refuses anonymous clients and anyone not
+   * in this list (a `password_file` made with `mosquitto_passwd`, in the broker's temp dir).
+   */
+  users?: Record<string, string>;
 }
 
 /**
@@ -151,8 +106,10 @@ export interface StartMosquittoOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { freePort } from "./mosquitto.ts";
  * const closedPort = freePort(); // nothing listens there
+ * await assert.rejects(Deno.connect({ hostname: "127.0.0.1", port: closedPort }));
  * ```
  */
 export function freePort(): number {
@@ -164,8 +121,26 @@ export function freePort(): number {
   }
 }
 
-function buildConfig(port: number, options: StartMosquittoOptions): string {
-  const extra = options.config ?? "";
+/** Writes a mosquitto password file for `users` (`mosquitto_passwd -b`, one call per user). */
+async function writePasswordFile(file: string, users: Record<string, string>): Promise<void> {
+  let create = true;
+  for (const [user, password] of Object.entries(users)) {
+    const out = await new Deno.Command("mosquitto_passwd", {
+      args: ["-b", ...(create ? ["-c"] : []), file, user, password],
+      stdin: "null",
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    if (!out.success) {
+      throw new Error(`mosquitto_passwd failed: ${new TextDecoder().decode(out.stderr).trim()}`);
+    }
+    create = false;
+  }
+}
+
+function buildConfig(port: number, options: StartMosquittoOptions, passwordFile?: string): string {
+  const extra = (passwordFile ? `allow_anonymous false\npassword_file ${passwordFile}\n` : "") +
+    (options.config ?? "");
   const lines = [
     "# written by support/mosquitto.ts",
     "persistence false",
@@ -265,22 +240,15 @@ class MosquittoProcess {
 /**
  * Start a private mosquitto on 127.0.0.1 and wait until its port accepts TCP connections.
  * Fails (with the broker's log) if mosquitto is missing, exits early, or is not ready within
- * about 5 s.
- *
- * @example
- * ```ts
- * import { startMosquitto } from "./mosquitto.ts";
- * await using broker = await startMosquitto({
- *   config: "allow_anonymous false\npassword_file /tmp/x/passwd",
- * });
- * ```
+ * about 5 s. `await using broker = await startMosquitto({ users: { alice: "pw" } })` is a
+ * broker that takes only alice.
  */
 export async function startMosquitto(options: StartMosquittoOptions = {}): Promise<Broker> {
   if (MOSQUITTO_PATH === undefined) {
     throw new Error(`mosquitto not found on PATH or at ${SYSTEM_MOSQUITTO}`);
   }
   const host = "127.0.0.1";
-  const port = options.port ?? freePort();
+  let port = options.port ?? freePort();
   const dir = await Deno.makeTempDir({ prefix: "mosquitto-test-" });
   const confPath = `${dir}/mosquitto.conf`;
   const lines: string[] = [];
@@ -335,8 +303,25 @@ export async function startMosquitto(options: StartMosquittoOptions = {}): Promi
   };
 
   try {
-    await Deno.writeTextFile(confPath, buildConfig(port, options));
-    await launch();
+    let passwordFile: string | undefined;
+    if (options.users !== undefined) {
+      passwordFile = `${dir}/passwd`;
+      await writePasswordFile(passwordFile, options.users);
+    }
+    // A port from freePort() may be taken by another process before mosquitto binds it (tests
+    // run in parallel, and every outgoing connection takes a port from the same range): then
+    // another free port is tried, a few times.
+    for (let attempt = 1;; attempt++) {
+      await Deno.writeTextFile(confPath, buildConfig(port, options, passwordFile));
+      try {
+        await launch();
+        break;
+      } catch (error) {
+        const taken = /Address already in use/.test(lines.join("\n"));
+        if (options.port !== undefined || !taken || attempt === PORT_ATTEMPTS) throw error;
+        port = freePort();
+      }
+    }
   } catch (error) {
     await stop();
     throw error;

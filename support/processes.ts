@@ -3,29 +3,24 @@
  * collect its stdout and stderr as lines, and wait for a line that matches, instead of
  * sleeping. A wait fails fast, quoting the output, when the process exits without the line.
  *
+ * `spawnTask`, `runTask` and `startResponderTask` run our entry points with their deno.json
+ * task's own permissions, so that the tests prove those permissions suffice.
+ *
  * @example
  * ```ts
- * import { spawnTask } from "./processes.ts";
- *
- * await using responder = spawnTask("responder", ["-p", "1884"]);
- * await responder.waitForLine(/subscribed to/, { stream: "stderr" });
- * responder.kill("SIGTERM");
- * console.log((await responder.status).code);
+ * import assert from "node:assert/strict";
+ * import { spawnPeer } from "./processes.ts";
+ * await using cat = spawnPeer("cat", [], { stdin: "hello\nworld\n" });
+ * assert.equal(await cat.waitForLine(/^w/, { stream: "stdout" }), "world");
+ * assert.equal((await cat.status).code, 0);
+ * assert.deepEqual(cat.lines("stdout"), ["hello", "world"]);
  * ```
  * @module
  */
 
 import denoJson from "../deno.json" with { type: "json" };
 
-/**
- * Absolute path of the project root (where deno.json is), without a trailing slash.
- *
- * @example
- * ```ts
- * import { ROOT } from "./processes.ts";
- * const pem = `${ROOT}/dhparam4096.pem`;
- * ```
- */
+/** Absolute path of the project root (where deno.json is), without a trailing slash. */
 export const ROOT: string = decodeURIComponent(new URL("..", import.meta.url).pathname).replace(
   /\/$/,
   "",
@@ -34,26 +29,10 @@ export const ROOT: string = decodeURIComponent(new URL("..", import.meta.url).pa
 const DEFAULT_WAIT_MS = 15_000;
 const OUTPUT_QUOTED_CHARS = 3000;
 
-/**
- * Which output {@linkcode Peer.waitForLine} reads.
- *
- * @example
- * ```ts
- * import type { StreamName } from "./processes.ts";
- * const stream: StreamName = "stdout";
- * ```
- */
+/** Which output {@linkcode Peer.waitForLine} reads. */
 export type StreamName = "stdout" | "stderr";
 
-/**
- * Options for {@linkcode spawnPeer}.
- *
- * @example
- * ```ts
- * import { spawnPeer } from "./processes.ts";
- * await using cat = spawnPeer("cat", [], { stdin: "hello\n", env: { LC_ALL: "C" } });
- * ```
- */
+/** Options for {@linkcode spawnPeer}. */
 export interface SpawnOptions {
   /** Working directory; default {@linkcode ROOT}. */
   cwd?: string;
@@ -69,15 +48,8 @@ export interface SpawnOptions {
 }
 
 /**
- * Options for {@linkcode Peer.waitForLine}.
- *
- * @example
- * ```ts
- * import { spawnTask } from "./processes.ts";
- * await using responder = spawnTask("responder", ["-p", "1884"]);
- * const mark = responder.lineCount("stderr");
- * await responder.waitForLine(/subscribed to/, { stream: "stderr", from: mark, timeoutMs: 5000 });
- * ```
+ * Options for {@linkcode Peer.waitForLine}: `from: peer.lineCount("stderr")` waits for a line
+ * still to come, not one already seen.
  */
 export interface WaitOptions {
   /** Stream to read; default "stderr", where our entry points log. */
@@ -91,13 +63,6 @@ export interface WaitOptions {
 /**
  * A spawned process. `await using` kills it (SIGTERM) if still running and waits for it, so
  * no process or pipe outlives the test (Deno's sanitizers check both).
- *
- * @example
- * ```ts
- * import { spawnPeer } from "./processes.ts";
- * await using echo = spawnPeer("echo", ["hi"]);
- * await echo.waitForLine(/^hi$/, { stream: "stdout" });
- * ```
  */
 export interface Peer extends AsyncDisposable {
   readonly pid: number;
@@ -146,16 +111,7 @@ interface Waiter {
   check(): boolean;
 }
 
-/**
- * Spawns `cmd args` with piped stdout/stderr and returns a {@linkcode Peer}.
- *
- * @example
- * ```ts
- * import { spawnPeer } from "./processes.ts";
- * await using py = spawnPeer("/usr/bin/python3", ["-u", "tests/peers/responder.py", "--port", "1"]);
- * await py.waitForLine(/^ready$/, { stream: "stdout" });
- * ```
- */
+/** Spawns `cmd args` with piped stdout/stderr and returns a {@linkcode Peer}. */
 export function spawnPeer(cmd: string, args: string[], options: SpawnOptions = {}): Peer {
   const child = new Deno.Command(cmd, {
     args,
@@ -183,7 +139,9 @@ export function spawnPeer(cmd: string, args: string[], options: SpawnOptions = {
   };
   const pump = async (stream: ReadableStream<Uint8Array>, log: OutputLog) => {
     try {
-      for await (const text of stream.pipeThrough(new TextDecoderStream())) {
+      // ignoreBOM: output that starts with U+FEFF (an answer can) is kept as it came.
+      const decoder = new TextDecoderStream("utf-8", { ignoreBOM: true });
+      for await (const text of stream.pipeThrough(decoder)) {
         log.push(text);
         notify();
       }
@@ -284,13 +242,6 @@ function tail(text: string): string {
 /**
  * Spawns a `deno run ...` task from deno.json with its exact permission flags (so the tests
  * prove those flags suffice), with `args` appended, from the project root.
- *
- * @example
- * ```ts
- * import { spawnTask } from "./processes.ts";
- * await using client = spawnTask("client", ["-p", "1884", "alice", "reverse", "abc"]);
- * console.log((await client.status).code);
- * ```
  */
 export function spawnTask(task: string, args: string[], options: SpawnOptions = {}): Peer {
   return spawnPeer(Deno.execPath(), [...denoArgs(task), ...args], options);
@@ -308,8 +259,10 @@ function denoArgs(task: string): string[] {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { taskCommand } from "./processes.ts";
- * taskCommand("responder"); // ["deno", "run", "--allow-net", ..., "responder.ts"]
+ * const [deno, run, ...rest] = taskCommand("responder");
+ * assert.deepEqual([deno, run, rest.at(-1)], ["deno", "run", "responder.ts"]);
  * ```
  */
 export function taskCommand(task: string): string[] {
@@ -320,15 +273,7 @@ export function taskCommand(task: string): string[] {
   return command.trim().split(/\s+/);
 }
 
-/**
- * What a finished run of {@linkcode runTask} left behind.
- *
- * @example
- * ```ts
- * import { runTask, type RunResult } from "./processes.ts";
- * const r: RunResult = await runTask("client", ["--version"]);
- * ```
- */
+/** What a finished run of {@linkcode runPeer} or {@linkcode runTask} left behind. */
 export interface RunResult {
   code: number;
   stdout: string;
@@ -343,8 +288,10 @@ export interface RunResult {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { runPeer } from "./processes.ts";
- * const { code, stdout } = await runPeer("echo", ["hi"]); // 0, "hi\n"
+ * const { code, stdout } = await runPeer("echo", ["hi"]);
+ * assert.deepEqual([code, stdout], [0, "hi\n"]);
  * ```
  */
 export async function runPeer(
@@ -371,8 +318,11 @@ export async function runPeer(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { runTask } from "./processes.ts";
- * const { code, stdout } = await runTask("client", ["--help"]);
+ * const { code, stdout } = await runTask("client", ["--version"]);
+ * assert.equal(code, 0);
+ * assert.match(stdout, /^secure_mqtt_client \d+\.\d+\.\d+\n$/);
  * ```
  */
 export function runTask(
@@ -387,12 +337,6 @@ export function runTask(
  * Starts our responder (the `responder` task) against a broker and waits until it has logged
  * its subscriptions, so that no request can race its SUBSCRIBE. `args` are appended (TLS,
  * credentials, `-v`).
- *
- * @example
- * ```ts
- * import { startResponderTask } from "./processes.ts";
- * await using responder = await startResponderTask({ host: "127.0.0.1", port: 1884 });
- * ```
  */
 export async function startResponderTask(
   broker: { host: string; port: number },

@@ -1,48 +1,36 @@
 /**
- * Test helper: the independent Python peers (pyca/cryptography + paho-mqtt, Debian's
- * `/usr/bin/python3`), with skip logic: a missing peer skips with a printed reason, except
- * under `CI=true`, where the tests run and fail.
+ * Test helper: the independent Python peers in `tests/peers/` (pyca/cryptography + paho-mqtt,
+ * Debian's `/usr/bin/python3`), with the skip rule of `support/environment.ts`: a missing peer
+ * skips with a printed reason, except under `CI=true`, where the tests run and fail.
  *
- * @example
- * ```ts
- * import { pythonPeersSkipReason, startPythonResponder } from "./support/python.ts";
- * Deno.test({ name: "x", ignore: pythonPeersSkipReason() !== undefined, fn() {} });
- * ```
  * @module
  */
 
-import { IN_CI, PYTHON } from "./environment.ts";
+import { PYTHON, skipUnless } from "./environment.ts";
 import { type Peer, spawnPeer } from "./processes.ts";
 
 export { PYTHON };
 
 const PEERS = new URL("../tests/peers/", import.meta.url);
 
-let probed: string | undefined | null = null;
-
 /**
  * Why the Python peers cannot run here, or undefined when they can (always undefined under
- * `CI=true`: there a missing peer must fail the tests, not skip them). Prints the reason once.
+ * `CI=true`: there a missing peer must fail the tests, not skip them).
  */
 export function pythonPeersSkipReason(): string | undefined {
-  if (probed !== null) return probed;
-  let reason: string | undefined;
-  try {
-    const out = new Deno.Command(PYTHON, {
-      args: ["-c", "import cryptography, paho.mqtt"],
-      stdout: "null",
-      stderr: "piped",
-    }).outputSync();
-    if (!out.success) {
-      reason = `${PYTHON} lacks cryptography or paho-mqtt ` +
+  return skipUnless("the Python peers", () => {
+    try {
+      const out = new Deno.Command(PYTHON, {
+        args: ["-c", "import cryptography, paho.mqtt"],
+        stdout: "null",
+        stderr: "null",
+      }).outputSync();
+      return out.success ? undefined : `${PYTHON} lacks cryptography or paho-mqtt ` +
         "(apt-get install python3-cryptography python3-paho-mqtt)";
+    } catch {
+      return `${PYTHON} not found (apt-get install python3)`;
     }
-  } catch {
-    reason = `${PYTHON} not found (apt-get install python3)`;
-  }
-  probed = IN_CI ? undefined : reason;
-  if (probed) console.error(`note: skipping the tests that need the Python peers: ${probed}`);
-  return probed;
+  });
 }
 
 /**

@@ -4,19 +4,13 @@
  * uses, ignores the CN); a second, unrelated CA is the "wrong CA" a client must refuse. Keys are
  * EC P-256 (fast to make); everything lives in one temp dir, removed on dispose.
  *
- * @example
- * ```ts
- * import { makeTlsFixture } from "./support/tls.ts";
- * import { startMosquitto } from "./support/mosquitto.ts";
+ * A TLS broker is `startMosquitto({ listenerConfig: pki.mosquittoListenerConfig })`; its clients
+ * pass `--cafile pki.caFile` (trusted) or `pki.otherCaFile` (must fail).
  *
- * await using pki = await makeTlsFixture();
- * await using broker = await startMosquitto({ listenerConfig: pki.mosquittoListenerConfig });
- * // clients: --tls --cafile pki.caFile (trusted) or pki.otherCaFile (must fail)
- * ```
  * @module
  */
 
-import { IN_CI } from "./environment.ts";
+import { commandProblem, skipUnless } from "./environment.ts";
 
 /** Where the Debian `openssl` CLI lives. */
 export const OPENSSL = "openssl";
@@ -37,34 +31,15 @@ export interface TlsFixture extends AsyncDisposable {
   mosquittoListenerConfig: string;
 }
 
-let opensslChecked: string | undefined | null = null;
-
 /**
- * Why tests that need `openssl` must be skipped, or `undefined` when they can run. Under
- * `CI=true` always `undefined`: a missing openssl must fail there, not skip. Prints the reason
- * once.
- *
- * @example
- * ```ts
- * import { opensslSkipReason } from "./support/tls.ts";
- * Deno.test({ name: "tls", ignore: opensslSkipReason() !== undefined, fn() {} });
- * ```
+ * Why tests that need `openssl` must be skipped, or `undefined` when they can run (always
+ * `undefined` under `CI=true`: a missing openssl must fail there, not skip).
  */
 export function opensslSkipReason(): string | undefined {
-  if (opensslChecked !== null) return opensslChecked;
-  let reason: string | undefined;
-  try {
-    const out = new Deno.Command(OPENSSL, { args: ["version"], stdout: "null", stderr: "null" })
-      .outputSync();
-    if (!out.success) reason = "`openssl version` failed";
-  } catch {
-    reason = "openssl not found on PATH (apt-get install openssl)";
-  }
-  opensslChecked = IN_CI ? undefined : reason;
-  if (opensslChecked !== undefined) {
-    console.error(`note: ${opensslChecked}; skipping the tests that need a TLS broker`);
-  }
-  return opensslChecked;
+  return skipUnless(
+    "openssl",
+    () => commandProblem(OPENSSL, ["version"], "apt-get install openssl"),
+  );
 }
 
 async function openssl(args: string[], cwd: string): Promise<void> {

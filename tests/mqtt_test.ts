@@ -1,8 +1,8 @@
 /**
- * lib/mqtt.ts: how brokers are named in messages, how every connection failure becomes a
- * one-line `BrokerError` (by the error's code, never its text), and `openMqtt` + `connected`
- * against a real mosquitto: a good connection, a refused port, a TLS listener reached without
- * TLS, TLS with the wrong CA, and a wrong password.
+ * lib/mqtt.ts, in process: how brokers are named in messages, how every connection failure
+ * becomes a one-line `BrokerError` (by the error's code, never its text), and `openMqtt` +
+ * `connected` against servers that are no broker (an HTTP server, one that hangs up at once).
+ * Against real brokers: tests/e2e/mqtt_test.ts.
  */
 
 import assert from "node:assert/strict";
@@ -10,19 +10,12 @@ import {
   BrokerError,
   brokerLabel,
   type BrokerOptions,
-  connected,
   NOT_MQTT,
-  openMqtt,
-  subscribeAll,
-  SubscriptionRefusedError,
   toBrokerError,
 } from "../lib/mqtt.ts";
-import { freePort, mosquittoSkipReason, startMosquitto } from "../support/mosquitto.ts";
-import { makeTlsFixture, opensslSkipReason } from "../support/tls.ts";
-import type { MqttClient } from "mqtt";
+import { connectOutcome as connect } from "../support/connect.ts";
 import { createServer as createHttpServer } from "node:http";
-import { type AddressInfo, createServer } from "node:net";
-import { Aedes } from "aedes";
+import type { AddressInfo } from "node:net";
 
 const TCP: BrokerOptions = { transport: "mqtt", host: "broker.lab", port: 1884 };
 const TLS: BrokerOptions = { transport: "mqtts", host: "broker.lab", port: 8883 };
@@ -32,10 +25,6 @@ const PASSWORD = "c0rrect horse $battery";
 /** An error as sockets and MQTT.js make them: a message and a code. */
 function coded(code: string | number, message = `failure ${code}`): Error {
   return Object.assign(new Error(message), { code });
-}
-
-function assertOneLine(error: BrokerError): void {
-  assert.ok(!error.message.includes("\n"), `one line: ${JSON.stringify(error.message)}`);
 }
 
 Deno.test("brokerLabel: host:port, IPv6 in brackets, the URL of a WebSocket broker", () => {
@@ -212,64 +201,6 @@ Deno.test("toBrokerError: anything else is a lost connection, in one line", () =
   assert.equal(toBrokerError(already, TCP), already);
 });
 
-// ---------------------------------------------------------------------------------------------
-// Against a real mosquitto
-
-const needsBroker = mosquittoSkipReason() !== undefined;
-const needsTls = needsBroker || opensslSkipReason() !== undefined;
-
-/** `connected(openMqtt(broker))`: resolves with the client, or rejects with its BrokerError. */
-async function connect(broker: BrokerOptions): Promise<BrokerError | undefined> {
-  const client = openMqtt(broker, { clientId: `broker-test-${crypto.randomUUID()}` });
-  try {
-    await connected(client, broker);
-    assert.equal(client.connected, true);
-    return undefined;
-  } catch (error) {
-    assert.ok(error instanceof BrokerError, String(error));
-    assertOneLine(error);
-    return error;
-  } finally {
-    await end(client);
-  }
-}
-
-function end(client: MqttClient): Promise<void> {
-  return new Promise((resolve) => client.end(true, {}, () => resolve()));
-}
-
-Deno.test({
-  name: "openMqtt + connected: a running broker connects; a closed port is refused",
-  ignore: needsBroker,
-  async fn() {
-    await using broker = await startMosquitto();
-    const ok = await connect({ transport: "mqtt", host: broker.host, port: broker.port });
-    assert.equal(ok, undefined);
-
-    const port = freePort(); // nothing listens there
-    const refused = await connect({ transport: "mqtt", host: "127.0.0.1", port });
-    assert.ok(refused);
-    assert.deepEqual([refused.kind, refused.permanent], ["unreachable", false]);
-    assert.equal(refused.message, `cannot connect to 127.0.0.1:${port}: connection refused`);
-    assert.equal((refused.cause as { code?: string }).code, "ECONNREFUSED");
-  },
-});
-
-Deno.test({
-  name: "openMqtt + connected: the transports crossed, each way, get the hint that uncrosses them",
-  ignore: needsBroker,
-  async fn() {
-    await using broker = await startMosquitto();
-    const where = { host: broker.host, port: broker.port };
-    const tls = await connect({ transport: "mqtts", ...where });
-    assert.ok(tls);
-    assert.match(tls.message, /\(a plain MQTT port\? then drop --tls and --cafile\)$/);
-    const ws = await connect({ transport: "ws", ...where, path: "/mqtt" });
-    assert.ok(ws);
-    assert.match(ws.message, /a plain MQTT port takes mqtt:\/\/HOST:PORT\)$/);
-  },
-});
-
 Deno.test("openMqtt + connected: an HTTP server on the port is named as no MQTT broker", async () => {
   // node:http answers the CONNECT packet, which is no HTTP request, with a 400 at once.
   const server = createHttpServer((_request, response) => response.end("hello"));
@@ -288,87 +219,6 @@ Deno.test("openMqtt + connected: an HTTP server on the port is named as no MQTT 
     server.closeAllConnections();
     await new Promise((resolve) => server.close(resolve));
   }
-});
-
-Deno.test({
-  name: "openMqtt + connected: TLS with the right CA, without TLS, and with the wrong CA",
-  ignore: needsTls,
-  async fn() {
-    await using pki = await makeTlsFixture();
-    await using broker = await startMosquitto({ listenerConfig: pki.mosquittoListenerConfig });
-    const ca = [await Deno.readTextFile(pki.caFile)];
-    const where = { host: broker.host, port: broker.port };
-
-    assert.equal(await connect({ transport: "mqtts", ...where, ca }), undefined);
-    // The certificate names localhost too, and a host name is checked against it.
-    assert.equal(
-      await connect({ transport: "mqtts", host: "localhost", port: broker.port, ca }),
-      undefined,
-    );
-
-    const plain = await connect({ transport: "mqtt", ...where });
-    assert.ok(plain);
-    assert.equal(plain.kind, "lost");
-    assert.match(plain.message, new RegExp(`^connection to 127\\.0\\.0\\.1:${broker.port} `));
-    assert.match(plain.message, /--tls/);
-
-    const wrongCa = [await Deno.readTextFile(pki.otherCaFile)];
-    const untrusted = await connect({ transport: "mqtts", ...where, ca: wrongCa });
-    assert.ok(untrusted);
-    assert.deepEqual([untrusted.kind, untrusted.permanent], ["tls", true]);
-    assert.match(
-      untrusted.message,
-      /^TLS: 127\.0\.0\.1:\d+ presented a certificate we do not trust/,
-    );
-    assert.match(untrusted.message, /--cafile$/);
-  },
-});
-
-Deno.test({
-  name: "openMqtt + connected: a wrong password is refused for good, and never shown",
-  ignore: needsBroker,
-  async fn() {
-    const dir = await Deno.makeTempDir({ prefix: "broker-test-" });
-    try {
-      const passwd = `${dir}/passwd`;
-      const made = await new Deno.Command("mosquitto_passwd", {
-        args: ["-b", "-c", passwd, USER, PASSWORD],
-        stdout: "null",
-        stderr: "piped",
-      }).output();
-      assert.ok(made.success, new TextDecoder().decode(made.stderr));
-      await using broker = await startMosquitto({
-        config: `allow_anonymous false\npassword_file ${passwd}`,
-      });
-      const where: BrokerOptions = { transport: "mqtt", host: broker.host, port: broker.port };
-
-      assert.equal(await connect({ ...where, username: USER, password: PASSWORD }), undefined);
-      for (
-        const credentials of [
-          { username: USER, password: "wrong" },
-          { username: USER },
-          { username: "nobody", password: PASSWORD },
-          {},
-        ]
-      ) {
-        const refused = await connect({ ...where, ...credentials });
-        assert.ok(refused, JSON.stringify(credentials));
-        assert.deepEqual([refused.kind, refused.permanent], ["refused", true]);
-        assert.match(
-          refused.message,
-          new RegExp(
-            `^broker 127\\.0\\.0\\.1:${broker.port} refused the connection: not authorized`,
-          ),
-        );
-        assert.ok(!refused.message.includes(PASSWORD));
-        if (credentials.username === USER && !("password" in credentials)) {
-          assert.match(refused.message, /MQTT_PASSWORD is not set/);
-        }
-      }
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
-  },
 });
 
 Deno.test({
@@ -391,35 +241,4 @@ Deno.test({
       listener.close();
     }
   },
-});
-
-Deno.test("subscribeAll: a refused filter is named; the granted ones in the same SUBSCRIBE too", async () => {
-  // mosquitto grants every subscription (its ACLs filter deliveries); aedes can refuse one.
-  const aedes = await Aedes.createBroker();
-  aedes.authorizeSubscribe = (_client, subscription, done) =>
-    done(null, subscription.topic.startsWith("+") ? null : subscription); // null: refused
-  const server = createServer((socket) => aedes.handle(socket));
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const where: BrokerOptions = {
-    transport: "mqtt",
-    host: "127.0.0.1",
-    port: (server.address() as AddressInfo).port,
-  };
-  const client = openMqtt(where, { clientId: "refused" });
-  try {
-    await connected(client, where);
-    await subscribeAll(client, ["le0nh4rt/uppercase/response"]);
-    const refusal = await subscribeAll(client, ["le0nh4rt/a/response", "+/+/request"])
-      .then(() => undefined, (e) => e);
-    assert.ok(refusal instanceof SubscriptionRefusedError, String(refusal));
-    assert.deepEqual(refusal.refused, [{ topic: "+/+/request", code: 0x80 }]);
-    assert.equal(
-      refusal.message,
-      "the broker refused the subscription to +/+/request (unspecified error)",
-    );
-  } finally {
-    await end(client);
-    await new Promise<void>((resolve) => aedes.close(() => resolve()));
-    await new Promise((resolve) => server.close(resolve));
-  }
 });

@@ -2,7 +2,7 @@
 
 import assert from "node:assert/strict";
 import { decodeUtf8 } from "../lib/utf8.ts";
-import { pycaTest, runPython } from "./crypto/pyca.ts";
+import { pycaTest, runPython } from "../support/pyca.ts";
 
 const bytes = (...b: number[]) => Uint8Array.from(b);
 

@@ -405,7 +405,10 @@ class Session {
     this.#mqtt.on("error", (error) => problem ??= error);
     this.#mqtt.on("close", () => {
       if (!this.#connected) return; // connected() reports a failed connect
-      if (problem !== undefined) {
+      // A reset after the CONNACK is the broker closing the connection, as much as a FIN is:
+      // which of the two arrives depends on timing, so both get the one line below.
+      const code = (problem as { code?: unknown } | undefined)?.code;
+      if (problem !== undefined && code !== "ECONNRESET" && code !== "EPIPE") {
         const reason = toBrokerError(problem, this.#o.broker).message;
         return lost(new ClientError(`connection to ${this.#where} lost: ${reason}`));
       }

@@ -113,7 +113,9 @@ function codePoints(text: string): Uint32Array {
   return out.subarray(0, n);
 }
 
-const utf16 = new TextDecoder("utf-16le");
+// ignoreBOM: a decoder strips a U+FEFF it meets first, and an answer must keep every one
+// wherever the action put it (at the start of a reversed "hello\ufeff", say).
+const utf16 = new TextDecoder("utf-16le", { ignoreBOM: true });
 
 function fromCodePoints(cps: Uint32Array): string {
   const units = new Uint16Array(cps.length * 2);

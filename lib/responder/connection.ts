@@ -211,6 +211,8 @@ export class BrokerConnection {
       keepaliveSeconds: this.#o.limits.keepAliveSeconds,
       protocolVersion: version,
       properties: version === 5 ? { maximumPacketSize: MAX_PACKET_BYTES } : undefined,
+      // At any protocol version: a broker may send what we did not allow, or not know to ask.
+      maxPacketBytes: MAX_PACKET_BYTES,
       connectTimeoutMs: 10_000,
     });
     this.#client = mqtt;

@@ -1,3 +1,10 @@
+/**
+ * lib/auth/identity.ts: the responder's Ed25519 identity loaded from the PEM files openssl and
+ * pyca write (and refused for every other key, form or damage), generated, signing, and its
+ * fingerprint. openssl and pyca serve as reference oracles, run as child processes: no broker
+ * and no program of ours, so this is an in-process test.
+ */
+
 import assert from "node:assert/strict";
 import {
   Identity,
@@ -9,31 +16,14 @@ import { fingerprint } from "../../lib/crypto/fingerprint.ts";
 import { encodeOid, encodeSequence, Tag } from "../../lib/crypto/der.ts";
 import { tlv } from "../../support/der.ts";
 import { pemEncode } from "../../lib/crypto/pem.ts";
-import { pycaTest, runPython } from "../crypto/pyca.ts";
-import { IN_CI } from "../../support/environment.ts";
+import { pycaTest, runPython } from "../../support/pyca.ts";
+import { opensslSkipReason } from "../../support/tls.ts";
 
 // Keys come from the real tools at run time, so no key material is committed.
 
-async function opensslMissing(): Promise<string | undefined> {
-  try {
-    const { success } = await new Deno.Command("openssl", {
-      args: ["version"],
-      stdout: "null",
-      stderr: "null",
-    }).output();
-    return success ? undefined : "`openssl version` failed";
-  } catch {
-    return "openssl is not on PATH (apt-get install openssl)";
-  }
-}
-
-const opensslMissingReason = await opensslMissing();
-
-/** Deno.test that needs the openssl CLI: skipped with a printed reason, except under CI=true. */
+/** A Deno.test that needs the openssl CLI (a reference, like pyca): skipped without it. */
 function opensslTest(name: string, fn: (t: Deno.TestContext) => Promise<void>): void {
-  const ignore = opensslMissingReason !== undefined && !IN_CI;
-  if (ignore) console.log(`skip: ${name} because ${opensslMissingReason}`);
-  Deno.test({ name, ignore, fn });
+  Deno.test({ name, ignore: opensslSkipReason() !== undefined, fn });
 }
 
 async function openssl(args: string[], stdin = ""): Promise<Uint8Array> {

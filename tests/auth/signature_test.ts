@@ -1,3 +1,9 @@
+/**
+ * lib/auth/signature.ts: the transcript a key-exchange signature covers, signing and verifying
+ * it, and the version 1 signature message; interop with pyca (an oracle run as a child process)
+ * both ways.
+ */
+
 import assert from "node:assert/strict";
 import {
   encodeTranscript,
@@ -9,7 +15,7 @@ import {
 import { Identity } from "../../lib/auth/identity.ts";
 import { encodeBitString, encodeInteger, encodeOid, encodeSequence } from "../../lib/crypto/der.ts";
 import { tlv } from "../../support/der.ts";
-import { pycaTest, runPython } from "../crypto/pyca.ts";
+import { pycaTest, runPython } from "../../support/pyca.ts";
 
 /** A text as the UTF-8 bytes that travel. */
 const bytes = (text: string) => new TextEncoder().encode(text);

@@ -1,24 +1,18 @@
 /**
- * lib/auth/verifier.ts: the client's pairing of key exchange responses (step 2) with
- * signatures (step 2b), with real keys: Ed25519 identities and signatures from lib/auth/identity.ts
- * and lib/auth/signature.ts, DH keys of the lab group. Either order, substitutions, strangers, junk, what
- * the summary says when nothing verified, memory that stays bounded under a flood, and the work
- * a flood costs (Web Crypto's verify and digest counted as they are called).
+ * lib/auth/verifier.ts: the client's pairing of key exchange responses (step 2) with signatures
+ * (step 2b), with real keys: Ed25519 identities and signatures from lib/auth/identity.ts and
+ * lib/auth/signature.ts, DH keys of the lab group. Either order, substitutions, strangers, junk,
+ * what the summary says when nothing verified, memory that stays bounded under a flood, and the
+ * work a flood costs (Web Crypto's verify and digest counted as they are called).
  */
 
 import assert from "node:assert/strict";
 import { signKeyExchange } from "../../lib/auth/signature.ts";
-import { encodeBitString, encodeInteger, encodeOid, encodeSequence } from "../../lib/crypto/der.ts";
-import {
-  encodePublicKeyDer,
-  encodePublicKeyPem,
-  generateKeyPair,
-  OID_DH_KEY_AGREEMENT,
-} from "../../lib/crypto/dh.ts";
-import { pemEncode } from "../../lib/crypto/pem.ts";
+import { encodePublicKeyDer, encodePublicKeyPem, generateKeyPair } from "../../lib/crypto/dh.ts";
 import { Identity } from "../../lib/auth/identity.ts";
 import { KEPT, KeyExchangeVerifier, REMEMBERED } from "../../lib/auth/verifier.ts";
 import { loadLabGroup } from "../../lib/protocol/key_agreement.ts";
+import { dhPublicKeyPem } from "../../support/dh_reference.ts";
 
 /** A text as the UTF-8 bytes that travel. */
 const bytes = (text: string) => new TextEncoder().encode(text);
@@ -183,16 +177,7 @@ Deno.test("malformed signatures and other versions are counted, not taken", asyn
 });
 
 /** A PEM public key with any p, g and y, as a hostile responder could send. */
-function rawKeyPayload(p: bigint, g: bigint, y: bigint): Uint8Array {
-  const der = encodeSequence(
-    encodeSequence(
-      encodeOid(OID_DH_KEY_AGREEMENT),
-      encodeSequence(encodeInteger(p), encodeInteger(g)),
-    ),
-    encodeBitString(encodeInteger(y)),
-  );
-  return encoder.encode(pemEncode("PUBLIC KEY", der));
-}
+const rawKeyPayload = (p: bigint, g: bigint, y: bigint) => encoder.encode(dhPublicKeyPem(p, g, y));
 
 Deno.test("refused key exchange responses are counted with the first reason", async () => {
   const x = await exchange();

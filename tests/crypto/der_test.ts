@@ -1,3 +1,8 @@
+/**
+ * lib/crypto/der.ts: the DER encoder round-trips, and the strict reader refuses every
+ * malformed, non-minimal, truncated or oversized input with DerError.
+ */
+
 import assert from "node:assert/strict";
 import {
   DerError,

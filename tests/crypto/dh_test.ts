@@ -1,3 +1,9 @@
+/**
+ * lib/crypto/dh.ts: the group from dhparam4096.pem, key pairs, shared secrets (left-padded),
+ * the public key in both SubjectPublicKeyInfo forms and every key refused, checked against a
+ * textbook modPow (support/dh_reference.ts) and against pyca (an oracle run as a child process).
+ */
+
 import assert from "node:assert/strict";
 import {
   computeSharedSecret,
@@ -16,19 +22,14 @@ import {
   warmUp,
 } from "../../lib/crypto/dh.ts";
 import { fingerprint } from "../../lib/crypto/fingerprint.ts";
-import {
-  encodeBitString,
-  encodeInteger,
-  encodeOid,
-  encodeSequence,
-  Tag,
-} from "../../lib/crypto/der.ts";
+import { encodeBitString, encodeInteger, encodeSequence, Tag } from "../../lib/crypto/der.ts";
 import { tlv } from "../../support/der.ts";
 import { modPow, ModPowPrecomputation } from "../../lib/crypto/modpow.ts";
 import { pemEncode } from "../../lib/crypto/pem.ts";
 import { deriveFernetKey } from "../../lib/crypto/hkdf.ts";
 import { Fernet } from "../../lib/crypto/fernet.ts";
-import { pycaTest, runPython } from "./pyca.ts";
+import { pycaTest, runPython } from "../../support/pyca.ts";
+import { referencePow, spkiDer } from "../../support/dh_reference.ts";
 
 const paramsPem = await Deno.readTextFile(new URL("../../dhparam4096.pem", import.meta.url));
 const group = parseDhParamsPem(paramsPem);
@@ -38,16 +39,6 @@ const q = (p - 1n) / 2n;
 const bitLength = (n: bigint) => n.toString(2).length;
 const toHex = (n: bigint) => n.toString(16);
 
-/** Textbook square-and-multiply: slow, obviously right, the reference for modPow. */
-function referencePow(b: bigint, e: bigint, m: bigint): bigint {
-  let r = 1n % m;
-  b = ((b % m) + m) % m;
-  for (; e > 0n; e >>= 1n, b = (b * b) % m) if (e & 1n) r = (r * b) % m;
-  return r;
-}
-
-const spki = (oid: string, params: Uint8Array[], y: Uint8Array) =>
-  encodeSequence(encodeSequence(encodeOid(oid), encodeSequence(...params)), encodeBitString(y));
 const keyError = (message: RegExp) => (e: unknown) =>
   e instanceof DhKeyError && message.test(e.message);
 
@@ -183,7 +174,7 @@ Deno.test("public key PEM round-trips and decodes both SPKI forms", () => {
 
   const yDer = encodeInteger(y);
   const x942 = (...extra: Uint8Array[]) =>
-    spki(
+    spkiDer(
       OID_DH_PUBLIC_NUMBER,
       [encodeInteger(p), encodeInteger(g), encodeInteger(q), ...extra],
       yDer,
@@ -202,7 +193,7 @@ Deno.test("public key PEM round-trips and decodes both SPKI forms", () => {
   }
   assert.equal(parsePublicKeyInfo(x942()).q, q);
   // PKCS#3 with the optional privateValueLength.
-  const withLength = spki(OID_DH_KEY_AGREEMENT, [
+  const withLength = spkiDer(OID_DH_KEY_AGREEMENT, [
     encodeInteger(p),
     encodeInteger(g),
     encodeInteger(384n),
@@ -217,25 +208,25 @@ Deno.test("decodePeerPublicKey refuses other parameters, bad ranges and malforme
   const y = generateKeyPair(group).publicKey;
   const ints = (...v: bigint[]) => v.map(encodeInteger);
   const pkcs3 = (params: Uint8Array[], yDer = encodeInteger(y)) =>
-    pemEncode("PUBLIC KEY", spki(OID_DH_KEY_AGREEMENT, params, yDer));
+    pemEncode("PUBLIC KEY", spkiDer(OID_DH_KEY_AGREEMENT, params, yDer));
   const refuse = (pem: string, message: RegExp) =>
     assert.throws(() => decodePeerPublicKey(group, pem).y, keyError(message));
 
   refuse(pkcs3(ints(p + 2n, g)), /different DH parameters/);
   refuse(pkcs3(ints(p, 5n)), /different DH parameters/);
   refuse(
-    pemEncode("PUBLIC KEY", spki(OID_DH_PUBLIC_NUMBER, ints(p, g, q - 1n), encodeInteger(y))),
+    pemEncode("PUBLIC KEY", spkiDer(OID_DH_PUBLIC_NUMBER, ints(p, g, q - 1n), encodeInteger(y))),
     /different DH parameters/,
   );
   for (const bad of [-5n, 0n, 1n, p - 1n, p, 1n << 5000n]) {
     refuse(pkcs3(ints(p, g), encodeInteger(bad)), /out of range \(need 2 <= y <= p-2\)/);
   }
   refuse(
-    pemEncode("PUBLIC KEY", spki("1.2.840.10045.2.1", ints(p, g), encodeInteger(y))),
+    pemEncode("PUBLIC KEY", spkiDer("1.2.840.10045.2.1", ints(p, g), encodeInteger(y))),
     /malformed: not a DH key/,
   );
   refuse(
-    pemEncode("PUBLIC KEY", spki(OID_DH_PUBLIC_NUMBER, ints(p, g), encodeInteger(y))),
+    pemEncode("PUBLIC KEY", spkiDer(OID_DH_PUBLIC_NUMBER, ints(p, g), encodeInteger(y))),
     /malformed: truncated/,
   );
   refuse(pkcs3(ints(p, g, 0n)), /malformed: INTEGER must be positive/);
@@ -284,7 +275,7 @@ Deno.test("decodePeerPublicKey takes the first block that is a key, and only a D
   const notAKey = pemEncode("PUBLIC KEY", encodeSequence(encodeInteger(1n)));
   assert.equal(decodePeerPublicKey(group, notAKey + pemB).y, b);
   // An EC key (any algorithm OpenSSL would load) stops the search: it is the key, and not ours.
-  const ec = pemEncode("PUBLIC KEY", spki("1.2.840.10045.2.1", [], encodeInteger(1n)));
+  const ec = pemEncode("PUBLIC KEY", spkiDer("1.2.840.10045.2.1", [], encodeInteger(1n)));
   assert.throws(() => decodePeerPublicKey(group, ec + pemA).y, keyError(/malformed: not a DH key/));
   // A block OpenSSL would read as a key, bar the bytes after it, stops it too (DER stays strict).
   const trailing = pemEncode("PUBLIC KEY", new Uint8Array([...encodePublicKeyDer(group, a), 0]));

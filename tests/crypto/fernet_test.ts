@@ -1,7 +1,12 @@
+/**
+ * lib/crypto/fernet.ts: the spec's vectors, tampering, a fresh IV per token, the MAC checked
+ * before decryption, ttl and skew as in pyca, and interop with pyca (run as a child process).
+ */
+
 import assert from "node:assert/strict";
 import { Fernet, type FernetEncryptOptions, InvalidToken } from "../../lib/crypto/fernet.ts";
-import { withFixedRandom } from "./fixed_random.ts";
-import { pycaTest, runPython } from "./pyca.ts";
+import { withFixedRandom } from "../../support/fixed_random.ts";
+import { pycaTest, runPython } from "../../support/pyca.ts";
 
 interface Vector {
   desc?: string;

@@ -1,8 +1,9 @@
 /**
- * Mutation fuzzing of everything that parses peer- or file-supplied bytes. The property: every
- * input either parses or fails with that parser's own error type, never anything else (no
- * TypeError, RangeError, SyntaxError from inside, no hang). Seeded and counted, so a failure
- * reproduces: CASES below says how many inputs each target gets, over 100,000 in all.
+ * Mutation fuzzing of everything in lib/crypto/ that parses peer- or file-supplied bytes (der.ts,
+ * pem.ts, dh.ts's keys and parameters, fernet.ts's tokens). The property: every input either parses
+ * or fails with that parser's own error type, never anything else (no TypeError, RangeError,
+ * SyntaxError from inside, no hang). Seeded and counted, so a failure reproduces: CASES below says
+ * how many inputs each target gets, over 100,000 in all.
  */
 import assert from "node:assert/strict";
 import { DerError, DerReader, Tag } from "../../lib/crypto/der.ts";
@@ -14,10 +15,11 @@ import {
   parseDhParamsPem,
 } from "../../lib/crypto/dh.ts";
 import { modPow } from "../../lib/crypto/modpow.ts";
-import { encodeBitString, encodeInteger, encodeOid, encodeSequence } from "../../lib/crypto/der.ts";
+import { encodeBitString, encodeInteger, encodeSequence } from "../../lib/crypto/der.ts";
 import { pemDecode, pemEncode } from "../../lib/crypto/pem.ts";
 import { Fernet, InvalidToken } from "../../lib/crypto/fernet.ts";
-import { withFixedRandom } from "./fixed_random.ts";
+import { withFixedRandom } from "../../support/fixed_random.ts";
+import { spkiDer } from "../../support/dh_reference.ts";
 import { seeded } from "../../support/seeded.ts";
 
 const SEED = 0x2545f491;
@@ -155,19 +157,13 @@ const group = parseDhParamsPem(paramsPem);
 // Fixed inputs (no fresh randomness) keep every run identical, so a failure replays exactly.
 const y = modPow(group.g, (1n << 383n) + 0x5eedn, group.p);
 const pkcs3 = encodePublicKeyDer(group, y);
-const x942 = encodeSequence(
-  encodeSequence(
-    encodeOid("1.2.840.10046.2.1"),
-    encodeSequence(
-      encodeInteger(group.p),
-      encodeInteger(group.g),
-      encodeInteger((group.p - 1n) / 2n),
-      encodeInteger(2n),
-      encodeSequence(encodeBitString(Uint8Array.of(9, 9)), encodeInteger(3n)),
-    ),
-  ),
-  encodeBitString(encodeInteger(y)),
-);
+const x942 = spkiDer("1.2.840.10046.2.1", [
+  encodeInteger(group.p),
+  encodeInteger(group.g),
+  encodeInteger((group.p - 1n) / 2n),
+  encodeInteger(2n),
+  encodeSequence(encodeBitString(Uint8Array.of(9, 9)), encodeInteger(3n)),
+], encodeInteger(y));
 const paramsDer = pemDecode(paramsPem, "DH PARAMETERS");
 const derSeeds = [pkcs3, x942, paramsDer];
 const keyPems = [pemEncode("PUBLIC KEY", pkcs3), pemEncode("PUBLIC KEY", x942)];

@@ -1,6 +1,11 @@
+/**
+ * lib/crypto/hkdf.ts: HKDF-SHA256 against RFC 5869, and the session's Fernet key as pyca
+ * derives it (pyca run as a child process).
+ */
+
 import assert from "node:assert/strict";
 import { deriveBoundKey, deriveFernetKey, hkdfSha256 } from "../../lib/crypto/hkdf.ts";
-import { pycaTest, runPython } from "./pyca.ts";
+import { pycaTest, runPython } from "../../support/pyca.ts";
 
 const hex = (s: string) => Uint8Array.fromHex(s);
 const IKM = new Uint8Array(22).fill(0x0b);

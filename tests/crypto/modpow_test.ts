@@ -1,18 +1,16 @@
+/**
+ * lib/crypto/modpow.ts: modPow and ModPowPrecomputation against the textbook square-and-multiply
+ * (support/dh_reference.ts), path by path.
+ */
+
 import assert from "node:assert/strict";
 import { modPow, ModPowPrecomputation } from "../../lib/crypto/modpow.ts";
 import { parseDhParamsPem } from "../../lib/crypto/dh.ts";
+import { referencePow } from "../../support/dh_reference.ts";
 
 const { p, g } = parseDhParamsPem(
   await Deno.readTextFile(new URL("../../dhparam4096.pem", import.meta.url)),
 );
-
-/** Textbook right-to-left square-and-multiply: slow, obviously right, the reference. */
-function referencePow(b: bigint, e: bigint, m: bigint): bigint {
-  let r = 1n % m;
-  b = ((b % m) + m) % m;
-  for (; e > 0n; e >>= 1n, b = (b * b) % m) if (e & 1n) r = (r * b) % m;
-  return r;
-}
 
 /** Seeded xorshift32 giving `bits`-bit BigInts, so that failures reproduce. */
 function rng(seed: number) {

@@ -1,3 +1,8 @@
+/**
+ * lib/crypto/pem.ts and the public key PEM of lib/crypto/dh.ts: encoding, decoding, labels, and
+ * a table of variants that ours must load exactly where pyca does (pyca run as a child process).
+ */
+
 import assert from "node:assert/strict";
 import { pemDecode, pemEncode, PemError } from "../../lib/crypto/pem.ts";
 import {
@@ -15,7 +20,7 @@ import {
   encodeSequence,
 } from "../../lib/crypto/der.ts";
 import { tlv } from "../../support/der.ts";
-import { pycaTest, runPython } from "./pyca.ts";
+import { pycaTest, runPython } from "../../support/pyca.ts";
 import { seeded } from "../../support/seeded.ts";
 
 const bytes = Uint8Array.from({ length: 200 }, (_, i) => (i * 37) & 0xff);

@@ -25,6 +25,8 @@ import {
   startResponderTask,
 } from "../../support/processes.ts";
 import { makeTlsFixture, opensslSkipReason, type TlsFixture } from "../../support/tls.ts";
+import { assertErrorLine, assertNoSecret, assertUsageError } from "../../support/failures.ts";
+import { CLIENT_USAGE } from "../../cli/client_options.ts";
 
 const MAX_MESSAGE_BYTES = 1024 * 1024; // lib/protocol/limits.ts MAX_MESSAGE_BYTES, restated on purpose
 const USER = "lab-user";
@@ -32,6 +34,7 @@ const USER = "lab-user";
 const PASSWORD = "c0rrect horse $battery 'staple'";
 const WRONG_PASSWORD = "Tr0ub4dor&3-not-it";
 
+const NAME = "secure_mqtt_client";
 const NEEDS_BROKER = mosquittoSkipReason() ?? opensslSkipReason();
 const UNTRUSTED =
   /TLS: 127\.0\.0\.1:\d+ presented a certificate we do not trust \(.*\); name the CA .* --cafile$/m;
@@ -56,42 +59,15 @@ function startResponder(
   );
 }
 
-/** One line on stderr matching `reason`, nothing on stdout, exit 1, no password anywhere. */
-function assertRuntimeFailure(run: RunResult, reason: RegExp, secret?: string): void {
-  const stderr = run.stderr;
-  assert.equal(run.code, 1, `exit code; stderr:\n${stderr}`);
-  assert.equal(run.stdout, "", "nothing on stdout");
-  const lines = stderr.trimEnd().split("\n");
-  assert.equal(lines.length, 1, `exactly one line on stderr, got:\n${stderr}`);
-  assert.match(lines[0], /^secure_mqtt_client: error: /);
-  assert.match(lines[0], reason);
-  if (secret !== undefined) assertNoSecret(run.stdout + run.stderr, secret);
-}
-
-function assertNoSecret(text: string, secret: string): void {
-  assert.ok(!text.includes(secret), `the password appears in the output:\n${text}`);
-}
-
-async function makePasswordFile(dir: string): Promise<string> {
-  const file = `${dir}/passwd`;
-  const out = await new Deno.Command("mosquitto_passwd", {
-    args: ["-b", "-c", file, USER, PASSWORD],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  if (!out.success) {
-    throw new Error(`mosquitto_passwd failed: ${new TextDecoder().decode(out.stderr).trim()}`);
-  }
-  return file;
-}
+/** Exit 1, one `secure_mqtt_client: error:` line matching `reason`, no `secret` anywhere. */
+const assertRuntimeFailure = (run: RunResult, reason: RegExp, secret?: string) =>
+  assertErrorLine(run, NAME, reason, { secret });
 
 /** A broker with a TLS listener from `pki` that accepts only USER / PASSWORD. */
-async function startSecureBroker(pki: TlsFixture) {
-  const passwordFile = await makePasswordFile(pki.dir);
-  return await startMosquitto({
+function startSecureBroker(pki: TlsFixture) {
+  return startMosquitto({
     listenerConfig: pki.mosquittoListenerConfig,
-    config: `allow_anonymous false\npassword_file ${passwordFile}`,
+    users: { [USER]: PASSWORD },
   });
 }
 
@@ -131,7 +107,7 @@ Deno.test({
         assert.equal(run.stdout, "TLS OK\n");
         // -v logs the connection in detail; the password must still not be in it.
         assert.match(run.stderr, /debug: connected to/);
-        assertNoSecret(run.stdout + run.stderr, PASSWORD);
+        assertNoSecret(run, PASSWORD);
       },
     );
 
@@ -158,7 +134,7 @@ Deno.test({
           );
           assert.equal(run.code, 0, run.stderr);
           assert.equal(run.stdout, "desserts\n");
-          assertNoSecret(run.stdout + run.stderr, PASSWORD);
+          assertNoSecret(run, PASSWORD);
         }
       },
     );
@@ -248,27 +224,19 @@ Deno.test({
         assert.equal(status.code, 1, `responder exit code; stderr:\n${stderr}`);
         assert.match(stderr, /^secure_mqtt_responder: error: .*$/m);
         assert.match(stderr, reason);
-        assertNoSecret(bad.stdoutText() + bad.stderrText(), password);
+        assertNoSecret({ stdout: bad.stdoutText(), stderr: bad.stderrText() }, password);
       }
     });
 
     await t.step("the good responder logged no password either", () => {
-      assertNoSecret(responder.stdoutText() + responder.stderrText(), PASSWORD);
+      assertNoSecret({ stdout: responder.stdoutText(), stderr: responder.stderrText() }, PASSWORD);
     });
   },
 });
 
 Deno.test("the password has no command-line option: --password is a usage error", async () => {
-  const { code, stdout, stderr } = await runTask("client", [
-    "--password",
-    "hunter2",
-    "alice",
-    "uppercase",
-    "x",
-  ]);
-  assert.equal(code, 2);
-  assert.equal(stdout, "");
-  assert.match(stderr, /^secure_mqtt_client: error: unrecognized option --password/);
+  const run = await runTask("client", ["--password", "hunter2", "alice", "uppercase", "x"]);
+  assertUsageError(run, NAME, /^secure_mqtt_client: error: unrecognized option --password/);
 });
 
 const TASK_READ_HINT = "cannot read a --cafile outside the project; the deno.json task needs an " +
@@ -301,16 +269,12 @@ Deno.test("the client and responder tasks can read a --cafile outside the projec
 
 Deno.test("stdin over the 1 MiB cap is a usage error (exit 2), before connecting", async () => {
   const port = String(freePort()); // never reached: the cap is checked first
-  const { code, stdout, stderr } = await runTask(
+  const run = await runTask(
     "client",
     ["--host", "127.0.0.1", "-p", port, "alice", "uppercase", "-"],
     { stdin: "x".repeat(MAX_MESSAGE_BYTES + 1) },
   );
-  assert.equal(code, 2, stderr);
-  assert.equal(stdout, "");
-  const lines = stderr.trimEnd().split("\n");
-  assert.match(lines[0], /^secure_mqtt_client: error: argument MESSAGE: .*1048576-byte limit/);
-  assert.match(lines[1], /^usage: secure_mqtt_client /);
+  assertUsageError(run, NAME, /: error: argument MESSAGE: .*1048576-byte limit/, CLIENT_USAGE);
 });
 
 Deno.test("stdin of exactly 1 MiB is accepted (the run gets as far as connecting)", async () => {
@@ -327,14 +291,12 @@ Deno.test("stdin of exactly 1 MiB is accepted (the run gets as far as connecting
 
 Deno.test("stdin that is not UTF-8 is a usage error (exit 2)", async () => {
   for (const bytes of [[0xff, 0xfe, 0x41], [0x68, 0x69, 0xc3], [0xed, 0xa0, 0x80]]) {
-    const { code, stdout, stderr } = await runTask(
+    const run = await runTask(
       "client",
       ["--host", "127.0.0.1", "-p", String(freePort()), "alice", "uppercase", "-"],
       { stdin: new Uint8Array(bytes) },
     );
-    assert.equal(code, 2, `${bytes}: ${stderr}`);
-    assert.equal(stdout, "");
-    assert.match(stderr, /^secure_mqtt_client: error: .*not valid UTF-8$/m);
+    assertUsageError(run, NAME, /not valid UTF-8$/, CLIENT_USAGE);
   }
 });
 

@@ -1,12 +1,12 @@
 /**
- * The client session (lib/client/session.ts) end to end: the real entry point as a subprocess with the
- * `client` task's permissions, a real mosquitto, and the independent Python responder
- * (pyca/cryptography + paho-mqtt): honest, and hostile in each way docs/protocol.md says a
- * client must survive or refuse, in the lab protocol and in the authenticated key exchange
- * (`--trust`) against every signature mode of the Python peer.
+ * The client session (lib/client/session.ts) end to end: the real entry point as a subprocess with
+ * the `client` task's permissions, a real mosquitto, and the independent Python responder
+ * (pyca/cryptography + paho-mqtt): honest, and hostile in each way docs/protocol.md says a client
+ * must survive or refuse, in the lab protocol and in the authenticated key exchange (`--trust`)
+ * against every signature mode of the Python peer.
  *
- * Where a failure must come "at once", the run is given a deadline of an hour: waiting for it
- * would hang the test until the runner's kill timeout, which fails it.
+ * Where a failure must come "at once", the run is given a deadline of an hour: waiting for it would
+ * hang the test until the runner's kill timeout, which fails it.
  */
 
 import assert from "node:assert/strict";
@@ -19,6 +19,7 @@ import {
 } from "../../support/mosquitto.ts";
 import { PYTHON, pythonPeersSkipReason, startPythonResponder } from "../../support/python.ts";
 import { sortedChars } from "../../support/answers.ts";
+import { assertErrorLine } from "../../support/failures.ts";
 
 const ignore = mosquittoSkipReason() !== undefined || pythonPeersSkipReason() !== undefined;
 const AN_HOUR = "3600";
@@ -28,16 +29,9 @@ function client(broker: Broker, args: string[], options: { stdin?: string } = {}
   return runTask("client", ["--host", broker.host, "-p", String(broker.port), ...args], options);
 }
 
-/** Exit 1, nothing on stdout, one `error:` line on stderr matching `pattern`; returns it. */
-function assertOneErrorLine(run: RunResult, pattern: RegExp): string {
-  assert.equal(run.code, 1, `exit code; stderr:\n${run.stderr}`);
-  assert.equal(run.stdout, "", "nothing on stdout");
-  const lines = run.stderr.trimEnd().split("\n");
-  assert.equal(lines.length, 1, `one line on stderr, got:\n${run.stderr}`);
-  assert.match(lines[0], /^secure_mqtt_client: error: /);
-  assert.match(lines[0], pattern);
-  return lines[0];
-}
+/** Exit 1, nothing on stdout, one `secure_mqtt_client: error:` line matching `pattern`. */
+const assertOneErrorLine = (run: RunResult, pattern: RegExp) =>
+  assertErrorLine(run, "secure_mqtt_client", pattern);
 
 function assertAnswer(run: RunResult, answer: string): void {
   assert.equal(run.code, 0, run.stderr);

@@ -20,9 +20,12 @@ import { compileArgs, explainCompileFailure, taskParts } from "../../scripts/com
 import { freePort, mosquittoSkipReason, startMosquitto } from "../../support/mosquitto.ts";
 import { runPeer, type RunResult, runTask, spawnPeer } from "../../support/processes.ts";
 import { makeTlsFixture, opensslSkipReason } from "../../support/tls.ts";
+import { assertErrorLine, assertUsageError } from "../../support/failures.ts";
+import { CLIENT_USAGE } from "../../cli/client_options.ts";
+import { RESPONDER_USAGE } from "../../cli/responder_options.ts";
 
 const TARGET = Deno.build.target;
-const BINARIES = ["secure_mqtt_client", "secure_mqtt_responder"] as const;
+const BINARIES = ["secure_mqtt_client", "secure_mqtt_responder", "secure_mqtt_check"] as const;
 
 /** The non-empty lines of a stderr. */
 function ourLines(stderr: string): string[] {
@@ -45,16 +48,9 @@ function runCompile(
   });
 }
 
-/** Exactly one line of ours on stderr, `compile: error: ...`, exit 1, no trace of a stack. */
-function assertOneLineFailure(run: RunResult, pattern: RegExp): string {
-  const lines = ourLines(run.stderr);
-  assert.equal(run.code, 1, `exit code; stderr:\n${run.stderr}`);
-  assert.equal(lines.length, 1, `one line on stderr, got:\n${run.stderr}`);
-  assert.match(lines[0], /^compile: error: /);
-  assert.match(lines[0], pattern);
-  assert.doesNotMatch(lines.join("\n"), /Stack backtrace|Caused by|^\s+at /m);
-  return lines[0];
-}
+/** Exactly one line on stderr, `compile: error: ...`, exit 1, no trace of a stack. */
+const assertOneLineFailure = (run: RunResult, pattern: RegExp) =>
+  assertErrorLine(run, "compile", pattern);
 
 async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
   const dir = await Deno.makeTempDir({ prefix: "compile-test-" });
@@ -65,7 +61,7 @@ async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
   }
 }
 
-Deno.test("compile graph: both binaries build on DENORT_BIN=<deno CLI> (no app)", async () => {
+Deno.test("compile graph: the three binaries build on DENORT_BIN=<deno CLI> (no app)", async () => {
   await withTempDir(async (dir) => {
     // The deno CLI stands in for denort so the step completes offline; the result would just
     // act as `deno` if run, so it is only inspected, never run.
@@ -82,12 +78,12 @@ Deno.test("compile graph: both binaries build on DENORT_BIN=<deno CLI> (no app)"
     }
     // deno compile lists what it embedded, once per binary: the DH group and deno.json (for
     // --version) must be in each, from the module graph (no --include needed).
-    for (const file of ["dhparam4096.pem", "deno.json", "main.ts", "responder.ts"]) {
+    for (const file of ["dhparam4096.pem", "deno.json", "main.ts", "responder.ts", "check.ts"]) {
       assert.ok(run.stderr.includes(file), `${file} embedded:\n${run.stderr}`);
     }
-    assert.equal(run.stderr.match(/dhparam4096\.pem/g)?.length, 2, "the PEM in both binaries");
+    assert.equal(run.stderr.match(/dhparam4096\.pem/g)?.length, 3, "the PEM in every binary");
     assert.match(run.stderr, /warning: DENORT_BIN is the deno CLI, not denort/);
-    console.error(`  (compile graph: both binaries in ${(run.ms / 1000).toFixed(1)} s)`);
+    console.error(`  (compile graph: the three binaries in ${(run.ms / 1000).toFixed(1)} s)`);
   });
 });
 
@@ -150,10 +146,9 @@ Deno.test("compile usage: --help; --target checked against known targets (exit 2
     assert.ok(help.stdout.includes(word), `help mentions ${word}`);
   }
   const bad = await runCompile(["--target", "riscv64-unknown-linux-gnu"]);
-  assert.equal(bad.code, 2);
-  assert.match(ourLines(bad.stderr)[0], /^compile: error: unknown --target 'riscv64/);
+  assertUsageError(bad, "compile", /^compile: error: unknown --target 'riscv64/);
   const stray = await runCompile(["main.ts"]);
-  assert.equal(stray.code, 2);
+  assertUsageError(stray, "compile", "unrecognized arguments: main.ts");
 });
 
 Deno.test("explainCompileFailure: base-binary failures become one line, others not", () => {
@@ -199,6 +194,18 @@ Deno.test("baked permissions: the tasks' own, the narrowest set that works, noth
   assert.deepEqual(taskParts("responder"), {
     flags: [...expected.slice(0, 2), "--allow-write", ...expected.slice(2)],
     entry: "responder.ts",
+  });
+  // The checker runs the program under test, and writes --junit FILE; it reads no variable.
+  assert.deepEqual(taskParts("check"), {
+    flags: [
+      "--allow-run",
+      "--allow-net",
+      "--allow-read",
+      "--allow-write",
+      "--ignore-env=READABLE_STREAM,DEBUG,MQTTJS_SOCKS_PROXY,WS_NO_BUFFER_UTIL",
+      "--no-prompt",
+    ],
+    entry: "check.ts",
   });
   const args = compileArgs("client", "/out/secure_mqtt_client", { target });
   assert.deepEqual(args, [
@@ -266,12 +273,19 @@ Deno.test({
       if (skip !== undefined) console.error(`note: skipping the compiled-binary steps: ${skip}`);
       const client = `${bin}/secure_mqtt_client`;
       const responder = `${bin}/secure_mqtt_responder`;
+      const checker = `${bin}/secure_mqtt_check`;
 
       await t.step({
-        name: "--help and --version (the version from deno.json) on both",
+        name: "--help and --version (the version from deno.json) on each",
         ignore: skip !== undefined,
         async fn() {
-          for (const [path, name] of [[client, BINARIES[0]], [responder, BINARIES[1]]]) {
+          for (
+            const [path, name] of [
+              [client, BINARIES[0]],
+              [responder, BINARIES[1]],
+              [checker, BINARIES[2]],
+            ]
+          ) {
             const help = await runBinary(path, ["--help"], { cwd: elsewhere });
             assert.equal(help.code, 0, help.stderr);
             assert.match(help.stdout, new RegExp(`^usage: ${name} `));
@@ -296,12 +310,10 @@ Deno.test({
           ];
           for (const [path, args, reason] of cases) {
             const run = await runBinary(path, args, { cwd: elsewhere });
-            assert.equal(run.code, 2, `${args}: ${run.stderr}`);
-            assert.equal(run.stdout, "");
-            const lines = run.stderr.trimEnd().split("\n");
-            assert.equal(lines.length, 2, run.stderr);
-            assert.match(lines[0], reason);
-            assert.match(lines[1], /^usage: /);
+            const [name, usage] = path === client
+              ? [BINARIES[0], CLIENT_USAGE]
+              : [BINARIES[1], RESPONDER_USAGE];
+            assertUsageError(run, name, reason, usage);
           }
         },
       });
@@ -322,8 +334,7 @@ Deno.test({
           const down = await runBinary(client, ["-p", String(freePort()), "a", "uppercase", "x"], {
             cwd: elsewhere,
           });
-          assert.equal(down.code, 1);
-          assert.match(down.stderr, /^secure_mqtt_client: error: cannot connect to /);
+          assertErrorLine(down, BINARIES[0], /^secure_mqtt_client: error: cannot connect to /);
         },
       });
 
@@ -332,14 +343,9 @@ Deno.test({
         ignore: skip !== undefined || brokerSkip !== undefined,
         async fn() {
           await using pki = await makeTlsFixture();
-          const passwordFile = `${pki.dir}/passwd`;
-          const made = await new Deno.Command("mosquitto_passwd", {
-            args: ["-b", "-c", passwordFile, "lab-user", "binary-secret"],
-          }).output();
-          assert.ok(made.success, "mosquitto_passwd");
           await using broker = await startMosquitto({
             listenerConfig: pki.mosquittoListenerConfig,
-            config: `allow_anonymous false\npassword_file ${passwordFile}`,
+            users: { "lab-user": "binary-secret" },
           });
           const options = [
             ...["--host", "127.0.0.1", "-p", String(broker.port)],

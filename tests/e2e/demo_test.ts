@@ -8,6 +8,7 @@
 
 import assert from "node:assert/strict";
 import { type RunResult, runTask } from "../../support/processes.ts";
+import { assertUsageError } from "../../support/failures.ts";
 
 /** Runs the demo task to completion with `args`. */
 function demo(args: string[]): Promise<RunResult> {
@@ -66,9 +67,7 @@ Deno.test("deno task demo: bad arguments are usage errors (exit 2)", async () =>
   ];
   for (const [args, reason] of cases) {
     const run = await demo(args);
-    assert.equal(run.code, 2, `${args}: ${run.stderr}`);
-    assert.equal(run.stdout, "");
-    assert.match(run.stderr, reason);
+    assertUsageError({ ...run, stderr: demoStderr(run) }, "demo", reason);
     assert.match(run.stderr, /^usage: deno task demo /m);
   }
 });

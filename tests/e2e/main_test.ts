@@ -7,18 +7,11 @@
 import assert from "node:assert/strict";
 import { CLIENT_HELP, CLIENT_USAGE } from "../../cli/client_options.ts";
 import { freePort } from "../../support/mosquitto.ts";
-import { type RunResult, runTask } from "../../support/processes.ts";
+import { runTask } from "../../support/processes.ts";
+import { assertErrorLine, assertUsageError } from "../../support/failures.ts";
 import denoJson from "../../deno.json" with { type: "json" };
 
-/** Exit 1, nothing on stdout, exactly one `error:` line on stderr matching `reason`. */
-function assertOneFailureLine(run: RunResult, reason: RegExp): void {
-  assert.equal(run.code, 1, run.stderr);
-  assert.equal(run.stdout, "");
-  const lines = run.stderr.trimEnd().split("\n");
-  assert.equal(lines.length, 1, `one line, got:\n${run.stderr}`);
-  assert.match(lines[0], /^secure_mqtt_client: error: /);
-  assert.match(lines[0], reason);
-}
+const NAME = "secure_mqtt_client";
 
 Deno.test("--help: the help on stdout, exit 0; --version: deno.json's", async () => {
   const help = await runTask("client", ["--help"]);
@@ -48,9 +41,7 @@ Deno.test("a usage error: exit 2, one reason line and then the usage on stderr",
     ] as const
   ) {
     const run = await runTask("client", [...args], { withoutEnv: ["MQTT_PASSWORD"] });
-    assert.equal(run.code, 2, run.stderr);
-    assert.equal(run.stdout, "");
-    assert.equal(run.stderr, `secure_mqtt_client: error: ${reason}\n${CLIENT_USAGE}\n`);
+    assertUsageError(run, NAME, reason, CLIENT_USAGE);
   }
 });
 
@@ -64,11 +55,11 @@ Deno.test("-h HOST -p PORT, the lab's way, to a broker that is not running: exit
     ]
   ) {
     const run = await runTask("client", [...target, "le0nh4rt", "title-case", "hi"]);
-    assertOneFailureLine(run, new RegExp(`127\\.0\\.0\\.1:${port}: connection refused$`));
+    assertErrorLine(run, NAME, new RegExp(`127\\.0\\.0\\.1:${port}: connection refused$`));
   }
   const ws = await runTask("client", [
     ...["--url", `ws://127.0.0.1:${port}/mqtt`],
     ...["le0nh4rt", "reverse", "x"],
   ]);
-  assertOneFailureLine(ws, new RegExp(`ws://127\\.0\\.0\\.1:${port}/mqtt: connection refused$`));
+  assertErrorLine(ws, NAME, new RegExp(`ws://127\\.0\\.0\\.1:${port}/mqtt: connection refused$`));
 });

@@ -9,7 +9,7 @@
 
 import assert from "node:assert/strict";
 import { CLIENT_USAGE } from "../../cli/client_options.ts";
-import { IN_CI } from "../../support/environment.ts";
+import { commandProblem, skipUnless } from "../../support/environment.ts";
 import { MOSQUITTO_PATH, mosquittoSkipReason } from "../../support/mosquitto.ts";
 import { type Peer, ROOT, runPeer, spawnPeer, taskCommand } from "../../support/processes.ts";
 
@@ -62,27 +62,14 @@ function bash(command: string, env: Record<string, string> = {}) {
   return runPeer("bash", ["-c", command], { env, timeoutMs: 60_000 });
 }
 
-function portIsFree(port: number): boolean {
-  try {
-    Deno.listen({ hostname: "127.0.0.1", port }).close();
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-const npxMissing = (() => {
-  try {
-    new Deno.Command("npx", { args: ["--version"], stdout: "null", stderr: "null" }).outputSync();
-    return undefined;
-  } catch {
-    return IN_CI ? undefined : "npx is not on PATH";
-  }
-})();
+const npxSkip = skipUnless(
+  "npx",
+  () => commandProblem("npx", ["--version"], "apt-get install npm"),
+);
 
 Deno.test({
   name: "README quick start: the demo commands, as written, exit 0",
-  ignore: npxMissing !== undefined,
+  ignore: npxSkip !== undefined,
   async fn() {
     for (const line of blockStartingWith("npx --yes deno@2.9.6 task demo")) {
       const { command } = parse(line);
@@ -99,13 +86,23 @@ Deno.test("README usage block: exactly what the client's usage says", () => {
   assert.equal(block[1], CLIENT_USAGE);
 });
 
-const port1884 = portIsFree(1884);
+/** The quick start runs on the lab's port; a broker of someone else's there would answer it. */
+function port1884Problem(): string | undefined {
+  try {
+    Deno.listen({ hostname: "127.0.0.1", port: 1884 }).close();
+    return undefined;
+  } catch (error) {
+    return `port 1884, the lab's, is taken (${(error as Error).name})`;
+  }
+}
 
 Deno.test({
   name: "README quick start and usage transcripts, against a broker on port 1884",
-  ignore: mosquittoSkipReason() !== undefined || (!port1884 && !IN_CI),
+  ignore: mosquittoSkipReason() !== undefined ||
+    skipUnless("port 1884 free", port1884Problem) !== undefined,
   async fn() {
-    if (!port1884) throw new Error("port 1884, the lab's, is taken: the quick start needs it");
+    const taken = port1884Problem();
+    if (taken !== undefined) throw new Error(`${taken}: the quick start needs it`);
     const shims = await binaryShims();
     const env = {
       PATH: `${shims}:${MOSQUITTO_PATH!.replace(/\/[^/]*$/, "")}:${Deno.env.get("PATH")}`,

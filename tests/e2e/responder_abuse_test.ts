@@ -1,8 +1,8 @@
 /**
- * The responder (lib/responder/responder.ts) under abuse that any client can mount with valid requests:
- * waves of 1 MiB requests (memory must stay bounded), a flood of small ones from one session
- * (other clients must still be answered, and the log must not turn into a flood of lines), and
- * a reader of its stderr that goes away (answers must still be delivered). The responder runs
+ * The responder (lib/responder/responder.ts) under abuse that any client can mount with valid
+ * requests: waves of 1 MiB requests (memory must stay bounded), a flood of small ones from one
+ * session (other clients must still be answered, and the log must not turn into a flood of lines),
+ * and a reader of its stderr that goes away (answers must still be delivered). The responder runs
  * as its own process (the `responder` task), so that its memory is its own.
  */
 
@@ -11,8 +11,9 @@ import { MAX_MESSAGE_BYTES } from "../../lib/protocol/limits.ts";
 import { DEFAULT_LIMITS } from "../../lib/responder/responder.ts";
 import { flood, sampleResident } from "../../support/flood.ts";
 import { mosquittoSkipReason, startMosquitto } from "../../support/mosquitto.ts";
-import { ROOT, runTask, startResponderTask, taskCommand } from "../../support/processes.ts";
-import { handshake, Tap } from "../../support/tap.ts";
+import { ROOT, runTask, taskCommand } from "../../support/processes.ts";
+import { startResponderTaskRig } from "../../support/responder_rig.ts";
+import { handshake } from "../../support/tap.ts";
 
 const ignore = mosquittoSkipReason() !== undefined;
 const MiB = 1024 * 1024;
@@ -43,11 +44,10 @@ Deno.test({
   name: "waves of valid 1 MiB requests: resident memory stays bounded, others are answered",
   ignore,
   async fn() {
-    await using broker = await startMosquitto();
-    await using responder = await startResponderTask(broker);
+    await using rig = await startResponderTaskRig();
+    const { broker, responder, tap } = rig;
     const rss = sampleResident(responder.pid);
     try {
-      await using tap = await Tap.open(broker, ["+/key-exchange/response", "+/+/response"]);
       const session = await handshake(tap, "wave");
       // The marker comes from a netid of its own: the wave's netid is at its share of the
       // in-flight budget when the wave ends, and a request of its own would then be dropped.
@@ -91,9 +91,11 @@ Deno.test({
     // 1000 by default): no responder can help that (docs/security.md). With no cap on the queue
     // every request reaches the responder, and what is tested is its part: the flooder's excess
     // is dropped cheaply there and the others are answered, however long the backlog takes.
-    await using broker = await startMosquitto({ config: "max_queued_messages 0" });
-    await using responder = await startResponderTask(broker, ["-v"]);
-    await using tap = await Tap.open(broker, ["+/key-exchange/response", "+/+/response"]);
+    await using rig = await startResponderTaskRig({
+      mosquitto: { config: "max_queued_messages 0" },
+      args: ["-v"],
+    });
+    const { broker, responder, tap } = rig;
     const session = await handshake(tap, "flooder");
     const token = await session.encrypt("tiny");
     const linesBefore = responder.lineCount("stderr");

@@ -1,19 +1,16 @@
 /**
- * The responder (lib/responder/responder.ts and responder.ts): interop both ways with the Python peers,
- * sessions, bad input of every kind, a key-exchange flood, a broker restart, the
- * authenticated extension (its identity and signatures), and the command line. Against a
- * private mosquitto; the command line through the `responder` task's own permissions.
+ * The responder (lib/responder/responder.ts and responder.ts): interop both ways with the Python
+ * peers, sessions, bad input of every kind, a key-exchange flood, a broker restart, the
+ * authenticated extension (its identity and signatures), and the command line. Against a private
+ * mosquitto; the command line through the `responder` task's own permissions.
  */
 
 import assert from "node:assert/strict";
-import { ACTIONS } from "../../lib/protocol/actions.ts";
-import { encodeBitString, encodeInteger, encodeOid, encodeSequence } from "../../lib/crypto/der.ts";
+import { type Action, ACTIONS } from "../../lib/protocol/actions.ts";
 import { encodePublicKeyPem, generateKeyPair } from "../../lib/crypto/dh.ts";
-import { pemEncode } from "../../lib/crypto/pem.ts";
 import type { BrokerOptions } from "../../lib/mqtt.ts";
 import { requestTransform } from "../../lib/client/session.ts";
 import { Identity } from "../../lib/auth/identity.ts";
-import { type Logger, printable } from "../../lib/log.ts";
 import { RESPONDER_HELP, RESPONDER_USAGE } from "../../cli/responder_options.ts";
 import { loadLabGroup } from "../../lib/protocol/key_agreement.ts";
 import {
@@ -21,7 +18,6 @@ import {
   MAX_PAYLOAD_BYTES,
   MAX_PUBLIC_KEY_PEM_BYTES,
 } from "../../lib/protocol/limits.ts";
-import { backoffDelay } from "../../lib/responder/connection.ts";
 import { Responder, ResponderError } from "../../lib/responder/responder.ts";
 import {
   type Broker,
@@ -36,100 +32,24 @@ import {
   runPythonClient,
   startPythonResponder,
 } from "../../support/python.ts";
-import { handshake, Tap } from "../../support/tap.ts";
+import { handshake } from "../../support/tap.ts";
+import { startEmbeddedBroker } from "../../demo/embedded_broker.ts";
+import type { Fernet } from "../../lib/crypto/fernet.ts";
+import { startResponderRig, startResponderTaskRig } from "../../support/responder_rig.ts";
 import { assertAnswer } from "../../support/answers.ts";
+import { dhPublicKeyPem } from "../../support/dh_reference.ts";
+import { assertUsageError } from "../../support/failures.ts";
 
 const group = loadLabGroup();
 const needsBroker = mosquittoSkipReason() !== undefined;
 const needsPython = needsBroker || pythonPeersSkipReason() !== undefined;
+const RESPONDER = "secure_mqtt_responder";
 const SUBSCRIBED = /subscribed to \+\/\+\/request/;
 const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
-
-function at(broker: Broker): BrokerOptions {
-  return { transport: "mqtt", host: broker.host, port: broker.port };
-}
-
-/** A logger that keeps its lines, and can wait for one (instead of sleeping). */
-function recordingLogger(): Logger & {
-  lines: string[];
-  waitFor(pattern: RegExp, timeoutMs?: number): Promise<string>;
-} {
-  const lines: string[] = [];
-  const waiters = new Set<(line: string) => boolean>();
-  const push = (line: string) => {
-    lines.push(line);
-    for (const w of waiters) if (w(line)) waiters.delete(w);
-  };
-  return {
-    verbose: true,
-    lines,
-    debug: (m) => push(`debug: ${m}`),
-    info: (m) => push(m),
-    warn: (m) => push(`warning: ${m}`),
-    waitFor(pattern, timeoutMs = 15_000) {
-      const seen = lines.find((l) => pattern.test(l));
-      if (seen !== undefined) return Promise.resolve(seen);
-      return new Promise((resolve, reject) => {
-        const waiter = (line: string) => {
-          if (!pattern.test(line)) return false;
-          clearTimeout(timer);
-          resolve(line);
-          return true;
-        };
-        const timer = setTimeout(() => {
-          waiters.delete(waiter);
-          reject(new Error(`no log line matching ${pattern}:\n${lines.join("\n")}`));
-        }, timeoutMs);
-        waiters.add(waiter);
-      });
-    },
-  };
-}
-
-/** A PKCS#3 SubjectPublicKeyInfo PEM with any p, g, y (no range checks: for hostile keys). */
-function rawPublicKeyPem(p: bigint, g: bigint, y: bigint): string {
-  const der = encodeSequence(
-    encodeSequence(
-      encodeOid("1.2.840.113549.1.3.1"),
-      encodeSequence(encodeInteger(p), encodeInteger(g)),
-    ),
-    encodeBitString(encodeInteger(y)),
-  );
-  return pemEncode("PUBLIC KEY", der);
-}
+const at = ({ host, port }: Broker): BrokerOptions => ({ transport: "mqtt", host, port });
 
 // ---------------------------------------------------------------------------------------------
 // Units: no broker
-
-Deno.test("backoffDelay doubles from the minimum, is capped, and jitters in the upper half", () => {
-  const limits = { reconnectMinMs: 500, reconnectMaxMs: 30_000 };
-  assert.equal(backoffDelay(0, limits, () => 0), 250);
-  assert.equal(backoffDelay(0, limits, () => 1), 500);
-  assert.equal(backoffDelay(3, limits, () => 1), 4000);
-  assert.equal(backoffDelay(50, limits, () => 1), 30_000);
-  assert.equal(backoffDelay(50, limits, () => 0), 15_000);
-  const spread = new Set(Array.from({ length: 20 }, () => backoffDelay(4, limits)));
-  assert.ok(spread.size > 1, "no jitter");
-});
-
-Deno.test("printable escapes control and bidi characters and truncates", () => {
-  assert.equal(
-    printable("evil\nsecure_mqtt_responder: answered"),
-    "evil\\nsecure_mqtt_responder: answered",
-  );
-  assert.equal(printable("\x1b[31mred"), "\\u001b[31mred");
-  assert.equal(printable("a\u202eb"), "a\\u202eb");
-  assert.equal(printable("x".repeat(100), 10), "xxxxxxxxxx…");
-});
-
-Deno.test("bad limits are refused with a ResponderError", () => {
-  for (const limits of [{ maxSessions: 0 }, { logBurst: NaN }, { reconnectMaxMs: 10 }]) {
-    assert.throws(
-      () => new Responder({ broker: { transport: "mqtt", host: "x", port: 1 }, group, limits }),
-      ResponderError,
-    );
-  }
-});
 
 // ---------------------------------------------------------------------------------------------
 // Interop with the Python reference peers
@@ -138,9 +58,8 @@ Deno.test({
   name: "a Python (pyca + paho) client gets correct answers for every action, title-case too",
   ignore: needsPython,
   async fn() {
-    await using broker = await startMosquitto();
-    const log = recordingLogger();
-    await using _responder = await Responder.start({ broker: at(broker), group, logger: log });
+    await using rig = await startResponderRig();
+    const { broker, log } = rig;
     const message = "Hello, Wörld! they're 123 abc";
     const runs = await Promise.all(
       ACTIONS.map((action) => runPythonClient(broker, [`py-${action}`, action, message])),
@@ -168,8 +87,8 @@ Deno.test({
   async fn() {
     // A zero-led secret takes ~256 exchanges on average: three clients hunt at once, and the
     // first to find one must get the right answer.
-    await using broker = await startMosquitto();
-    await using _responder = await Responder.start({ broker: at(broker), group });
+    await using rig = await startResponderRig();
+    const { broker } = rig;
     await using hunters = new AsyncDisposableStack(); // the losers are killed at the end
     const runs = [0, 1, 2].map((i) =>
       hunters.use(spawnPeer(PYTHON, [
@@ -189,6 +108,46 @@ Deno.test({
     assert.equal((await winner.status).code, 0, winner.stderrText());
     assert.equal(winner.stdoutText(), "Z del-orez\n");
     assert.match(winner.stderrText(), /zero-lead after \d+ exchanges/);
+  },
+});
+
+Deno.test({
+  name: "U+FEFF first, in the middle and last survives a round trip, for every action",
+  ignore: needsBroker,
+  async fn() {
+    await using broker = await startMosquitto();
+    await using _responder = await Responder.start({ broker: at(broker), group });
+    const BOM = "\ufeff";
+    const ask = (netid: string, action: Action, message: string) =>
+      requestTransform({ broker: at(broker), netid, action, message, timeoutMs: 10_000, group });
+    const message = `${BOM}Héllo ${BOM}wörld${BOM}`;
+    const answers = await Promise.all(
+      ACTIONS.map((action) => ask(`bom-${action}`, action, message)),
+    );
+    ACTIONS.forEach((action, i) => {
+      if (action === "title-case") assert.equal(answers[i], `${BOM}Héllo ${BOM}Wörld${BOM}`);
+      else assertAnswer(action, message, answers[i]);
+    });
+    assert.equal(await ask("bom-last", "reverse", `hello${BOM}`), `${BOM}olleh`);
+    // Three of four code points are U+FEFF: a shuffle puts one first 3 times in 4, so 10 runs
+    // all miss that case once in a million.
+    const shuffled = await Promise.all(
+      Array.from(
+        { length: 10 },
+        (_, i) => ask(`bom-shuffle-${i}`, "shuffle", `a${BOM}${BOM}${BOM}`),
+      ),
+    );
+    for (const answer of shuffled) assertAnswer("shuffle", `a${BOM}${BOM}${BOM}`, answer);
+    // And the client's command line prints it first on stdout, as the bytes EF BB BF.
+    const run = await runTask("client", [
+      "-p",
+      String(broker.port),
+      "bom-cli",
+      "reverse",
+      `hello${BOM}`,
+    ]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(run.stdout, `${BOM}olleh\n`);
   },
 });
 
@@ -298,12 +257,8 @@ Deno.test("--identity: a missing, wrong-kind or garbage key file is a usage erro
     ];
     for (const [file, reason] of cases) {
       const run = await runTask("responder", ["--identity", file]);
-      assert.equal(run.code, 2, run.stderr);
-      assert.equal(run.stdout, "");
-      const [first, second] = run.stderr.split("\n");
+      const first = assertUsageError(run, RESPONDER, reason, RESPONDER_USAGE);
       assert.match(first, /^secure_mqtt_responder: error: argument --identity: /);
-      assert.match(first, reason);
-      assert.match(second, /^usage: secure_mqtt_responder /);
     }
   } finally {
     await Deno.remove(dir, { recursive: true });
@@ -317,10 +272,8 @@ Deno.test({
   name: "many netids at once, and the newest key exchange for a netid wins",
   ignore: needsBroker,
   async fn() {
-    await using broker = await startMosquitto();
-    const log = recordingLogger();
-    await using responder = await Responder.start({ broker: at(broker), group, logger: log });
-    await using tap = await Tap.open(broker, ["+/key-exchange/response", "+/+/response"]);
+    await using rig = await startResponderRig();
+    const { responder, log, tap } = rig;
 
     const first = await handshake(tap, "same");
     const other = await handshake(tap, "other");
@@ -347,15 +300,8 @@ Deno.test({
   name: "the session cap evicts the least recently used",
   ignore: needsBroker,
   async fn() {
-    await using broker = await startMosquitto();
-    const log = recordingLogger();
-    await using responder = await Responder.start({
-      broker: at(broker),
-      group,
-      logger: log,
-      limits: { maxSessions: 2 },
-    });
-    await using tap = await Tap.open(broker, ["+/key-exchange/response", "+/+/response"]);
+    await using rig = await startResponderRig({ limits: { maxSessions: 2 } });
+    const { responder, log, tap } = rig;
     const a = await handshake(tap, "lru-a");
     await handshake(tap, "lru-b");
     await tap.publish("lru-a/reverse/request", await a.encrypt("a")); // a is now the newest
@@ -369,33 +315,88 @@ Deno.test({
   },
 });
 
-Deno.test({
-  name: "requests beyond the in-flight budget, or a netid's share of it, are dropped",
-  ignore: needsBroker,
-  async fn() {
-    await using broker = await startMosquitto();
-    const log = recordingLogger();
-    await using responder = await Responder.start({
-      broker: at(broker),
-      group,
-      logger: log,
-      // A request reserves three times its size (itself and an answer of up to twice it).
-      limits: { maxBytesInFlight: 20_000, maxBytesInFlightPerNetid: 12_000 },
-    });
-    await using tap = await Tap.open(broker, ["+/key-exchange/response", "+/+/response"]);
-    const f = await handshake(tap, "budget");
-    const g = await handshake(tap, "budget-2");
-    // A token over the whole budget: refused, whatever else is in flight.
-    await tap.publish("budget/reverse/request", await f.encrypt("x".repeat(8000)));
-    await log.waitFor(/reverse request for budget dropped: no room in the in-flight budget/);
-    // Two requests of ~3 KiB each reserve ~9 KiB: the second exceeds budget's 12 KB share
-    // while the first is still in flight, unless the first is answered first; either way the
-    // other netid, which has nothing in flight, is answered.
-    await tap.publish("budget-2/uppercase/request", await g.encrypt("small"));
-    const reply = await tap.next("budget-2/uppercase/response");
-    assert.equal(decode(await g.decrypt(reply.payload)), "SMALL");
-    assert.equal(responder.stats().requestsInFlight, 0);
-  },
+/**
+ * An embedded broker that holds back the answers the responder publishes (not its key
+ * exchanges) until `release()`: it neither acknowledges nor delivers them, so the requests stay
+ * in flight for as long as the test needs. `taken(topic)` resolves once it holds one on `topic`.
+ */
+async function startAnswerHoldingBroker() {
+  const takenOn = new Map<string, PromiseWithResolvers<void>>();
+  const taken = (topic: string) => {
+    const known = takenOn.get(topic) ?? Promise.withResolvers<void>();
+    takenOn.set(topic, known);
+    return known;
+  };
+  const held: (() => void)[] = [];
+  let holding = true;
+  const broker = await startEmbeddedBroker({
+    interceptor(topic) {
+      if (!holding || !/^[^/]+\/[^/]+\/response$/.test(topic)) return undefined;
+      if (topic.endsWith("/key-exchange/response")) return undefined;
+      const gate = Promise.withResolvers<undefined>();
+      held.push(() => gate.resolve(undefined));
+      taken(topic).resolve();
+      return gate.promise; // the PUBACK follows when it settles
+    },
+  });
+  return {
+    broker,
+    taken: (topic: string) => taken(topic).promise,
+    release() {
+      holding = false;
+      for (const letGo of held.splice(0)) letGo();
+    },
+  };
+}
+
+Deno.test("requests beyond the in-flight budget, or a netid's share of it, are dropped", async () => {
+  const hold = await startAnswerHoldingBroker();
+  await using _broker = hold.broker;
+  await using rig = await startResponderRig({
+    broker: hold.broker,
+    // A request reserves three times its size (itself and an answer of up to twice it).
+    limits: { maxRequestsInFlight: 2, maxRequestsInFlightPerNetid: 1, maxBytesInFlight: 20_000 },
+  });
+  const { responder, log, tap } = rig;
+  const a = await handshake(tap, "budget");
+  const b = await handshake(tap, "budget-2");
+  const c = await handshake(tap, "budget-3");
+  const answer = async (fernet: Fernet, topic: string) =>
+    decode(await fernet.decrypt((await tap.next(topic)).payload));
+
+  // A token over the whole byte budget: refused, with nothing else in flight.
+  await tap.publish("budget/reverse/request", await a.encrypt("x".repeat(8000)));
+  await log.waitFor(
+    /^warning: reverse request for budget dropped: no room in the in-flight budget \(0 requests, 0 of 20000 bytes/,
+  );
+  // budget's first request is answered, and its answer held: it stays in flight.
+  await tap.publish("budget/uppercase/request", await a.encrypt("first"));
+  await hold.taken("budget/uppercase/response");
+  // Its second is over its share (one request), though the budget has room for one more.
+  await tap.publish("budget/lowercase/request", await a.encrypt("SECOND"));
+  await log.waitFor(
+    /^warning: lowercase request for budget dropped: budget already has requests being answered up to its share \(1 requests, /,
+  );
+  // Another netid takes that room; a third netid, with nothing in flight, then finds none.
+  await tap.publish("budget-2/uppercase/request", await b.encrypt("third"));
+  await hold.taken("budget-2/uppercase/response");
+  await tap.publish("budget-3/uppercase/request", await c.encrypt("fourth"));
+  await log.waitFor(
+    /^warning: uppercase request for budget-3 dropped: no room in the in-flight budget \(2 requests, /,
+  );
+  assert.equal(responder.stats().requestsInFlight, 2);
+  assert.equal(responder.stats().dropped, 3);
+
+  // Once the broker acknowledges the held answers, they arrive, and the budget is free again.
+  hold.release();
+  assert.equal(await answer(a, "budget/uppercase/response"), "FIRST");
+  assert.equal(await answer(b, "budget-2/uppercase/response"), "THIRD");
+  await tap.publish("budget-3/uppercase/request", await c.encrypt("fourth"));
+  assert.equal(await answer(c, "budget-3/uppercase/response"), "FOURTH");
+  // A key exchange, which holds nothing in flight, reaches the responder after the broker's
+  // PUBACK of that last answer (one connection, in order): by its answer, every ticket is back.
+  await handshake(tap, "budget-4");
+  assert.equal(responder.stats().requestsInFlight, 0);
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -405,17 +406,15 @@ Deno.test({
   name: "a garbage flood is logged once per item and dropped; the next session succeeds",
   ignore: needsBroker,
   async fn() {
-    await using broker = await startMosquitto();
-    await using tap = await Tap.open(broker, ["+/key-exchange/response", "+/+/response"]);
-    // Retained before the responder subscribes, so the broker hands them over as retained.
-    await tap.publish(
-      "g-retained/key-exchange/request",
-      encodePublicKeyPem(group, generateKeyPair(group).publicKey),
-      true,
-    );
-    await tap.publish("g-retained/uppercase/request", "stale", true);
-
-    await using responder = await startResponderTask(broker);
+    await using rig = await startResponderTaskRig({
+      // Retained before the responder subscribes, so the broker hands them over as retained.
+      async beforeStart(tap) {
+        const pem = encodePublicKeyPem(group, generateKeyPair(group).publicKey);
+        await tap.publish("g-retained/key-exchange/request", pem, true);
+        await tap.publish("g-retained/uppercase/request", "stale", true);
+      },
+    });
+    const { responder, tap } = rig;
 
     const session = await handshake(tap, "g-session");
     const big = await handshake(tap, "g-big");
@@ -446,18 +445,18 @@ Deno.test({
       [
         "g-other-g",
         "key-exchange",
-        rawPublicKeyPem(p, 5n, y),
+        dhPublicKeyPem(p, 5n, y),
         /key exchange for g-other-g dropped: .*different DH parameters/,
       ],
       [
         "g-other-p",
         "key-exchange",
-        rawPublicKeyPem(p - 2n, g, y),
+        dhPublicKeyPem(p - 2n, g, y),
         /key exchange for g-other-p dropped: .*different DH parameters/,
       ],
-      ["g-y-one", "key-exchange", rawPublicKeyPem(p, g, 1n), /g-y-one dropped: .*out of range/],
-      ["g-y-p-1", "key-exchange", rawPublicKeyPem(p, g, p - 1n), /g-y-p-1 dropped: .*range/],
-      ["g-y-p", "key-exchange", rawPublicKeyPem(p, g, p), /g-y-p dropped: .*out of range/],
+      ["g-y-one", "key-exchange", dhPublicKeyPem(p, g, 1n), /g-y-one dropped: .*out of range/],
+      ["g-y-p-1", "key-exchange", dhPublicKeyPem(p, g, p - 1n), /g-y-p-1 dropped: .*range/],
+      ["g-y-p", "key-exchange", dhPublicKeyPem(p, g, p), /g-y-p dropped: .*out of range/],
       ["g-nobody", "uppercase", token, /uppercase request for g-nobody dropped: no session/],
       ["g-session", "explode", token, /on g-session\/explode\/request: unknown action/],
       [
@@ -514,7 +513,7 @@ Deno.test({
 
     // Every other session goes on: a normal one now, and the flooded netid's own.
     const answer = await requestTransform({
-      broker: at(broker),
+      broker: rig.at,
       netid: "after-flood",
       action: "uppercase",
       message: "top secret text",
@@ -546,15 +545,8 @@ Deno.test({
   name: "a key-exchange flood neither starves action requests nor grows the queue unbounded",
   ignore: needsBroker,
   async fn() {
-    await using broker = await startMosquitto();
-    const log = recordingLogger();
-    await using responder = await Responder.start({
-      broker: at(broker),
-      group,
-      logger: log,
-      limits: { maxPendingKeyExchanges: 150 },
-    });
-    await using tap = await Tap.open(broker, ["+/key-exchange/response", "+/+/response"]);
+    await using rig = await startResponderRig({ limits: { maxPendingKeyExchanges: 150 } });
+    const { responder, log, tap } = rig;
     const victim = await handshake(tap, "victim");
 
     // 200 distinct netids (one valid key is enough: each costs the responder a key pair) and
@@ -672,10 +664,5 @@ Deno.test("responder --help on stdout, --version, a usage error: exit 0, 0, 2", 
   assert.equal(version.code, 0);
   assert.match(version.stdout, /^secure_mqtt_responder \d+\.\d+\.\d+\n$/);
   const usage = await runTask("responder", ["-h"]);
-  assert.equal(usage.code, 2);
-  assert.equal(usage.stdout, "");
-  assert.equal(
-    usage.stderr,
-    `secure_mqtt_responder: error: option -h needs a value\n${RESPONDER_USAGE}\n`,
-  );
+  assertUsageError(usage, RESPONDER, "option -h needs a value", RESPONDER_USAGE);
 });

@@ -1,6 +1,6 @@
 /**
- * lib/protocol/actions.ts: each action's contract (the random ones checked as properties over a seeded
- * source), the bulk use of the CSPRNG, `cryptoRandomInt`, and the case mappings against
+ * lib/protocol/actions.ts: each action's contract (the random ones checked as properties over a
+ * seeded source), the bulk use of the CSPRNG, `cryptoRandomInt`, and the case mappings against
  * /usr/bin/python3.
  */
 
@@ -12,7 +12,7 @@ import {
   isAction,
   LAB_ACTIONS,
 } from "../../lib/protocol/actions.ts";
-import { pycaTest, runPython } from "../crypto/pyca.ts";
+import { pycaTest, runPython } from "../../support/pyca.ts";
 import { seeded } from "../../support/seeded.ts";
 
 /**
@@ -184,6 +184,56 @@ Deno.test("a 1 MiB shuffle draws randomness in bulk, not one CSPRNG call a chara
     assert.ok(random.calls <= 100, `${random.calls} CSPRNG calls for 917,504 draws`);
     assert.ok(out.isWellFormed() && out.length <= 2 * text.length);
   }
+});
+
+// A decoder meeting U+FEFF first takes it for a byte-order mark and drops it, unless told not
+// to: every action must keep each one, first, in the middle or last, wherever it lands.
+const BOM = "\ufeff";
+
+Deno.test("uppercase and lowercase keep U+FEFF first, in the middle and last", () => {
+  assert.equal(applyAction("uppercase", `${BOM}héllo${BOM}x${BOM}`), `${BOM}HÉLLO${BOM}X${BOM}`);
+  assert.equal(applyAction("lowercase", `${BOM}HÉLLO${BOM}X${BOM}`), `${BOM}héllo${BOM}x${BOM}`);
+  assert.equal(applyAction("uppercase", BOM), BOM);
+});
+
+Deno.test("reverse keeps U+FEFF wherever it lands, first above all", () => {
+  assert.equal(applyAction("reverse", `hello${BOM}`), `${BOM}olleh`);
+  assert.equal(applyAction("reverse", `${BOM}hello`), `olleh${BOM}`);
+  assert.equal(applyAction("reverse", `he${BOM}llo`), `oll${BOM}eh`);
+  assert.equal(applyAction("reverse", `${BOM}a🚀${BOM}b${BOM}`), `${BOM}b${BOM}🚀a${BOM}`);
+  assert.equal(applyAction("reverse", `${BOM}${BOM}`), `${BOM}${BOM}`);
+});
+
+Deno.test("shuffle keeps every U+FEFF, also the one it puts first", () => {
+  const text = `${BOM}ab${BOM}c🚀${BOM}`;
+  const random = seeded(21);
+  let first = 0;
+  for (let i = 0; i < 200; i++) {
+    const out = applyAction("shuffle", text, random);
+    assert.deepEqual(sortedCodePoints(out), sortedCodePoints(text), JSON.stringify(out));
+    if (out.startsWith(BOM)) first++;
+  }
+  // Half the orders start with one of the three: the case that lost it.
+  assert.ok(first > 60, `U+FEFF came first in only ${first} of 200 shuffles`);
+  // Every draw 0 moves the last code point to the front: "ab\ufeff" -> "\ufeff" first.
+  assert.equal(applyAction("shuffle", `a${BOM}`, () => 0), `${BOM}a`);
+});
+
+Deno.test("random keeps a U+FEFF it keeps, also once what came before it was dropped", () => {
+  const draws = (...n: number[]) => () => n.shift()!;
+  assert.equal(applyAction("random", `a${BOM}b`, draws(0, 1, 1)), `${BOM}b`);
+  assert.equal(applyAction("random", `${BOM}ab`, draws(2, 1, 0)), `${BOM}${BOM}a`);
+  assert.equal(applyAction("random", `a${BOM}`, draws(1, 2)), `a${BOM}${BOM}`);
+  assert.equal(applyAction("random", `a${BOM}b${BOM}`, draws(1, 1, 1, 1)), `a${BOM}b${BOM}`);
+});
+
+Deno.test("title-case keeps U+FEFF, and like Python titlecases the letter after it", () => {
+  // /usr/bin/python3: "\ufeffhello \ufeffworld\ufeff".title(), "a\ufeffb".title()
+  assert.equal(
+    applyAction("title-case", `${BOM}hello ${BOM}world${BOM}`),
+    `${BOM}Hello ${BOM}World${BOM}`,
+  );
+  assert.equal(applyAction("title-case", `a${BOM}b`), `A${BOM}B`);
 });
 
 Deno.test("cryptoRandomInt stays in range and covers it (over seeded words)", () => {
