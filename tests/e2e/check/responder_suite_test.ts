@@ -1,7 +1,8 @@
 /**
  * lib/check/responder_suite.ts on real responders: ours and the Python peer, started on the
- * checker's broker; ours already running on mosquitto; ours with an identity; and Python
- * responders that misbehave, which must fail the cases that look for it.
+ * checker's broker; ours already running on mosquitto; ours and the Python peer with an identity
+ * (the signature and bound tokens); and Python responders that misbehave, which must fail the
+ * cases that look for it.
  */
 
 import assert from "node:assert/strict";
@@ -60,7 +61,7 @@ Deno.test("our responder, started on the checker's broker, passes every case but
   assert.match(results.find((r) => r.id === OVERSIZE)!.reason, /dropped its connection/);
 });
 
-Deno.test("our responder with an identity: its step 2b passes, by the trusted fingerprint", async () => {
+Deno.test("our responder with an identity: its step 2b and bound tokens pass, by the trusted fingerprint", async () => {
   const dir = await Deno.makeTempDir({ prefix: "check-identity-" });
   try {
     const identity = `${dir}/identity.pem`;
@@ -69,18 +70,17 @@ Deno.test("our responder with an identity: its step 2b passes, by the trusted fi
       .output();
     assert.ok(made.success, new TextDecoder().decode(made.stderr));
     const fingerprint = /SHA256:[0-9a-f]{64}/.exec(new TextDecoder().decode(made.stdout))![0];
-    // Bound tokens, the extension's second half, are not made by our responder yet: their
-    // case joins this test when they are.
     const cases = selectCases("responder", {
       only: ["responder.start", "responder.auth.signature"],
     });
     const trusted = await runResponderSuite(
-      cases,
+      selectCases("responder", { only: ["responder.start", ...AUTH] }),
       options({ command: ourResponder("--identity", identity), trust: [fingerprint] }),
     );
     assert.deepEqual(statuses(trusted), {
       "responder.start": "pass",
       "responder.auth.signature": "pass",
+      "responder.auth.bound-tokens": "pass",
     }, notPassed(trusted));
     const wrong = await runResponderSuite(
       cases,
@@ -125,6 +125,38 @@ Deno.test({
     );
     const failed = results.filter((r) => r.required && r.status === "fail");
     assert.deepEqual(failed.map((r) => r.id), [], notPassed(results));
+  },
+});
+
+Deno.test({
+  name: "the Python peer with --identity passes the authenticated cases, bound tokens included",
+  ignore: needsPython,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "check-py-identity-" });
+    try {
+      const made = await new Deno.Command(PYTHON, {
+        args: [`${ROOT}/tests/peers/auth.py`, "keygen"],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      assert.ok(made.success);
+      await Deno.writeFile(`${dir}/identity.pem`, made.stdout, { mode: 0o600 });
+      const fingerprint = new TextDecoder().decode(made.stderr).trim();
+      const results = await runResponderSuite(
+        selectCases("responder", { only: ["responder.start", ...AUTH] }),
+        options({
+          command: [...pythonResponder(), "--identity", `${dir}/identity.pem`],
+          trust: [fingerprint],
+        }),
+      );
+      assert.deepEqual(statuses(results), {
+        "responder.start": "pass",
+        "responder.auth.signature": "pass",
+        "responder.auth.bound-tokens": "pass",
+      }, notPassed(results));
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
   },
 });
 
