@@ -298,7 +298,7 @@ class Session {
       this.#debug(`peer public key: ${await fingerprint(peer.der)}`);
     }
 
-    return await this.#answer(keys.response);
+    return await this.#answer(keys.response, peer.signedBy !== undefined);
   }
 
   /** Every way out of the session comes here: nothing of it is left running. */
@@ -361,12 +361,17 @@ class Session {
     }
   }
 
-  async #answer(fernet: Fernet): Promise<string> {
+  async #answer(fernet: Fernet, bound: boolean): Promise<string> {
     let failed = 0;
+    // With bound tokens a copy of our own request, or a token moved from another topic, fails
+    // here too: name it beside the likelier cause.
+    const likely = bound
+      ? "another client using this netid at the same time, or a token copied from another topic?"
+      : "another client using this netid at the same time?";
     for (;;) {
       const reply = await this.#within(this.#inbox.next(this.#topics.answer), () => {
         const auth = failed === 0 ? "" : `; ${failed} response${failed === 1 ? "" : "s"} on it ` +
-          "failed authentication (another client using this netid at the same time?)";
+          `failed authentication (${likely})`;
         return `no answer on ${this.#topics.answer} within ${this.#seconds()}${auth}`;
       });
       let plain: Uint8Array;

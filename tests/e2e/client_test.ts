@@ -525,7 +525,7 @@ Deno.test({
     ]);
     assertOneErrorLine(
       run,
-      /^secure_mqtt_client: error: no answer on old\/uppercase\/response within 1\.5 s; 1 response on it failed authentication \(another client using this netid at the same time\?\)$/,
+      /^secure_mqtt_client: error: no answer on old\/uppercase\/response within 1\.5 s; 1 response on it failed authentication \(another client using this netid at the same time, or a token copied from another topic\?\)$/,
     );
     assert.match(responder.stdoutText(), /^answered old\/uppercase under the lab key, unopened$/m);
   },
