@@ -59,7 +59,11 @@ export class Deadline implements Disposable {
     promises: readonly Promise<T>[],
     onTimeout: (reason: unknown) => Error,
   ): Promise<T> {
-    if (this.passed) throw onTimeout(this.#timeIsUp());
+    if (this.passed) {
+      // Nobody waits for them now; a rejection of theirs must not surface as an unhandled one.
+      for (const promise of promises) promise.catch(() => {});
+      throw onTimeout(this.#timeIsUp());
+    }
     const { promise: ended, reject } = Promise.withResolvers<never>();
     const onAbort = () => reject(this.#signal.reason);
     if (this.#signal.aborted) onAbort();
