@@ -14,8 +14,9 @@ export interface Delivery {
 /**
  * Per-topic queues of live deliveries, taken in arrival order. Retained ones are stale by
  * definition (published before we asked): never queued, only counted, so that a session that
- * waits in vain can say it saw them. Bounded: past {@linkcode Inbox.CAP} the oldest delivery
- * of a topic is dropped, so a flood on our topics cannot grow memory.
+ * waits in vain can say it saw them. Bounded: past {@linkcode Inbox.CAP} deliveries or
+ * {@linkcode Inbox.BYTES_CAP} bytes the oldest delivery of a topic is dropped, so a flood on our
+ * topics cannot grow memory, whatever the size of what floods them.
  *
  * @example
  * ```ts
@@ -33,7 +34,10 @@ export interface Delivery {
 export class Inbox {
   /** How many live deliveries a topic keeps. */
   static readonly CAP = 64;
+  /** How many payload bytes a topic keeps: two of the largest answers and more. */
+  static readonly BYTES_CAP = 8 * 1024 * 1024;
   readonly #queues = new Map<string, Delivery[]>();
+  readonly #bytes = new Map<string, number>();
   readonly #retained = new Map<string, number>();
   #seq = 0;
   #waiter: { topics: readonly string[]; resolve: (d: Delivery) => void } | undefined;
@@ -42,6 +46,7 @@ export class Inbox {
   constructor(topics: Iterable<string>) {
     for (const topic of topics) {
       this.#queues.set(topic, []);
+      this.#bytes.set(topic, 0);
       this.#retained.set(topic, 0);
     }
   }
@@ -60,8 +65,12 @@ export class Inbox {
       this.#waiter = undefined;
       return resolve(delivery);
     }
-    if (queue.length >= Inbox.CAP) queue.shift();
+    let bytes = this.#bytes.get(topic)! + payload.length;
+    while (queue.length > 0 && (queue.length >= Inbox.CAP || bytes > Inbox.BYTES_CAP)) {
+      bytes -= queue.shift()!.payload.length;
+    }
     queue.push(delivery);
+    this.#bytes.set(topic, bytes);
   }
 
   /** How many retained deliveries arrived on `topics`, all told. */
@@ -76,7 +85,10 @@ export class Inbox {
 
   /** Drops what waits on `topics`: what arrived before it can be ours. */
   discard(...topics: string[]): void {
-    for (const topic of topics) this.#queues.get(topic)?.splice(0);
+    for (const topic of topics) {
+      this.#queues.get(topic)?.splice(0);
+      if (this.#bytes.has(topic)) this.#bytes.set(topic, 0);
+    }
   }
 
   /** The next live delivery on `topic`. */
@@ -97,7 +109,11 @@ export class Inbox {
         earliest = queue;
       }
     }
-    if (earliest) return Promise.resolve(earliest.shift()!);
+    if (earliest) {
+      const delivery = earliest.shift()!;
+      this.#bytes.set(delivery.topic, this.#bytes.get(delivery.topic)! - delivery.payload.length);
+      return Promise.resolve(delivery);
+    }
     return new Promise((resolve) => this.#waiter = { topics, resolve });
   }
 }

@@ -15,7 +15,6 @@ import {
   openMqtt,
   subscribeAll,
   SubscriptionRefusedError,
-  toBrokerError,
 } from "../mqtt.ts";
 import {
   type DhGroup,
@@ -35,6 +34,7 @@ import { decodeUtf8 } from "../utf8.ts";
 import { AckHold } from "./ack_hold.ts";
 import { Deadline } from "./deadline.ts";
 import { Inbox } from "./inbox.ts";
+import { MAX_ANSWER_PAYLOAD_BYTES } from "../protocol/limits.ts";
 import {
   actionProblem,
   clientIdProblem,
@@ -216,6 +216,9 @@ class Session {
       clientId: this.#clientId,
       // Our own deadline ends a silent connect; MQTT.js's must not fire first.
       connectTimeoutMs: options.timeoutMs + 1000,
+      // Nothing we wait for is larger than an answer: a bigger packet is refused at its header,
+      // before MQTT.js would buffer it whole (a broker, or anyone publishing on our topics).
+      maxPacketBytes: MAX_ANSWER_PAYLOAD_BYTES + 64 * 1024 + 16,
       writeCache: false,
     });
     this.#mqtt.on("message", (topic, payload, packet) => {
@@ -414,7 +417,8 @@ class Session {
       // which of the two arrives depends on timing, so both get the one line below.
       const code = (problem as { code?: unknown } | undefined)?.code;
       if (problem !== undefined && code !== "ECONNRESET" && code !== "EPIPE") {
-        const reason = toBrokerError(problem, this.#o.broker).message;
+        // The error's own words: toBrokerError's would name the broker a second time.
+        const reason = errorLine(problem);
         return lost(new ClientError(`connection to ${this.#where} lost: ${reason}`));
       }
       // MQTT 3.1.1 gives a closed connection no reason. A broker that takes a new connection

@@ -11,6 +11,14 @@
  */
 export const MAX_MESSAGE_BYTES = 1024 * 1024;
 
+/**
+ * Largest answer payload a client takes: the token of the longest answer to a maximal message.
+ * An answer can hold three times the message's UTF-8 bytes (upper-casing U+0390 makes three code
+ * points of it, 2 bytes into 6; `random` at most doubles), and a Fernet token is base64, 4/3 of
+ * its plaintext and a header: 4 MiB and about a hundred bytes.
+ */
+export const MAX_ANSWER_PAYLOAD_BYTES = 4 * 1024 * 1024 + 4096;
+
 /** Largest request or answer payload worth decoding: a maximal message's token, with room. */
 export const MAX_PAYLOAD_BYTES = 2 * 1024 * 1024;
 

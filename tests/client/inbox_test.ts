@@ -93,3 +93,24 @@ Deno.test("bounded: past CAP deliveries a topic drops its oldest", async () => {
   assert.deepEqual(kept, Array.from({ length: Inbox.CAP }, (_, i) => sent - Inbox.CAP + i));
   assert.equal(box.has(KEY), true, "each topic has its own bound");
 });
+
+Deno.test("Inbox keeps at most BYTES_CAP bytes a topic, the newest, however large each is", async () => {
+  const topic = "a/reverse/response";
+  const inbox = new Inbox([topic]);
+  const big = (mark: number) => new Uint8Array(3 * 1024 * 1024).fill(mark);
+  for (let i = 1; i <= 5; i++) inbox.put(topic, big(i), false); // 15 MiB offered
+  const kept: number[] = [];
+  while (inbox.has(topic)) kept.push((await inbox.next(topic)).payload[0]);
+  // Two of 3 MiB fit in 8 MiB; the newest are kept.
+  assert.deepEqual(kept, [4, 5]);
+  // Taking a delivery gives its bytes back: the next two fit again.
+  inbox.put(topic, big(6), false);
+  inbox.put(topic, big(7), false);
+  assert.equal((await inbox.next(topic)).payload[0], 6);
+  assert.equal((await inbox.next(topic)).payload[0], 7);
+  inbox.put(topic, big(8), false);
+  inbox.discard(topic);
+  inbox.put(topic, big(9), false);
+  inbox.put(topic, big(10), false);
+  assert.equal((await inbox.next(topic)).payload[0], 9, "discard gave its bytes back too");
+});

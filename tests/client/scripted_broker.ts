@@ -61,6 +61,11 @@ export class ScriptedPeer {
   }
 
   /** Writes `packets` in one write, so that they arrive together. */
+  /** Writes bytes as they are, for what no codec would generate (a header and no body). */
+  raw(bytes: Uint8Array): void {
+    this.#socket.write(bytes);
+  }
+
   send(...packets: Packet[]): void {
     this.#socket.write(Buffer.concat(packets.map((packet) => generate(packet))));
   }
