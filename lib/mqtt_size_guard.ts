@@ -429,15 +429,18 @@ export function guardedTcpConnection(
   maxPacketBytes: number,
   protocolVersion: 3 | 4 | 5,
 ): Duplex {
-  let stream: GuardedStream | undefined;
   const socket = createConnection({
     ...options,
     onread: {
       buffer: Buffer.alloc(64 * 1024),
-      callback: (bytes: number, buffer: Uint8Array) =>
-        stream?.feed(buffer.subarray(0, bytes), true) ?? false,
+      // Called only once the socket reads, after `stream` below exists.
+      callback: (bytes: number, buffer: Uint8Array) => stream.feed(buffer.subarray(0, bytes), true),
     },
   } as NetConnectOpts);
-  stream = new GuardedStream(socket, new PacketSizeFilter(maxPacketBytes, protocolVersion), true);
+  const stream = new GuardedStream(
+    socket,
+    new PacketSizeFilter(maxPacketBytes, protocolVersion),
+    true,
+  );
   return stream;
 }
