@@ -16,6 +16,11 @@ import { responseTopic } from "../protocol/topics.ts";
 import { decodeUtf8 } from "../utf8.ts";
 import { InFlightBudget, type InFlightLimits, type Ticket } from "./in_flight.ts";
 
+/** Why a token that fails to verify most likely does: said in the line of its request. */
+const INVALID_TOKEN = "invalid token (most likely its client agreed its key with another " +
+  "responder on this broker, which answers the same netids, or it is of another session of " +
+  "this netid)";
+
 /** What an {@linkcode ActionRequests} needs. */
 export interface ActionRequestsOptions {
   /** The live sessions: each netid's Fernet, from its latest key exchange. */
@@ -178,7 +183,9 @@ export class ActionRequests {
       plain = await fernet.decrypt(token);
     } catch (error) {
       if (!(error instanceof InvalidToken)) throw error;
-      return this.#o.drop("token", `${action} request for ${who} dropped: invalid token`);
+      // Not made with the key of this netid's session here. Seen for many netids, that is the
+      // mark of another responder on the broker, whose clients' tokens reach us too.
+      return this.#o.drop("token", `${action} request for ${who} dropped: ${INVALID_TOKEN}`);
     }
     const text = plain.length > MAX_MESSAGE_BYTES ? undefined : decodeUtf8(plain);
     if (text === undefined) {
