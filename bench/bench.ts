@@ -16,6 +16,8 @@
  *    responder's CPU time per key exchange from /proc.
  * 4. Start-up: `--help`, and spawn to the first byte (CONNECT) seen by a listener of ours.
  * 5. Memory: what one responder session costs (`bench/session_memory.ts`).
+ * 6. The conformance suite: `secure_mqtt_check client`, all of it and `--quick`, against our own
+ *    client (`deno run main.ts` with the client task's permissions), one run each, wall time.
  *
  * Prints one table and writes it, with the samples, to bench/results/latest.json.
  *
@@ -63,6 +65,9 @@ const TARGETS = {
   e2eDefault: 0.75,
   e2eNodelay: 0.85,
   keyExchangesPerSecond: 100,
+  /** Seconds: the whole client suite, and --quick, against our client. */
+  checkSuite: 60,
+  checkQuick: 15,
 };
 const DENO = Deno.execPath();
 const REFERENCE = `${ROOT}/bench/reference_client.py`;
@@ -350,6 +355,36 @@ async function benchMemory(): Promise<SessionMemory> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// 6. The conformance suite
+
+interface SuiteRun {
+  ms: number;
+  cases: number;
+  passed: number;
+}
+
+async function benchCheck(): Promise<{ full: SuiteRun; quick: SuiteRun }> {
+  const client = taskCommand("client").slice(1);
+  const checker = taskCommand("check").slice(1);
+  const suite = async (options: string[]): Promise<SuiteRun> => {
+    const run = await runPeer(DENO, [
+      ...checker,
+      "client",
+      "--json",
+      ...options,
+      "--",
+      DENO,
+      ...client,
+    ], {
+      timeoutMs: 300_000,
+    });
+    const report = JSON.parse(check("secure_mqtt_check client", run, run.code === 0).stdout);
+    return { ms: run.ms, cases: report.summary.cases, passed: report.summary.passed };
+  };
+  return { full: await suite([]), quick: await suite(["--quick"]) };
+}
+
+// ---------------------------------------------------------------------------------------------
 // Report
 
 interface Row {
@@ -386,6 +421,19 @@ function ratioRow(
       : ratio <= limit
       ? "PASS"
       : `MISS by ${((ratio / limit - 1) * 100).toFixed(0)}%`,
+  };
+}
+
+/** A row whose measure must stay within `limit` seconds. */
+function secondsRow(measure: string, ms: number, limit: number): Row {
+  const seconds = ms / 1000;
+  return {
+    measure,
+    ours: `${seconds.toFixed(1)} s`,
+    baseline: "",
+    ratio: "",
+    target: `<= ${limit} s`,
+    verdict: seconds <= limit ? "PASS" : `MISS by ${((seconds / limit - 1) * 100).toFixed(0)}%`,
   };
 }
 
@@ -462,6 +510,8 @@ async function main() {
   const startup = await benchStartup();
   progress("memory of the responder's sessions");
   const memory = await benchMemory();
+  progress("the conformance suite (secure_mqtt_check client) against our client, full and --quick");
+  const conformance = await benchCheck();
   const env = await environment(mosquitto, dh.pyca, loadAtStart);
 
   const m = (samples: Record<string, number[]>, key: string) => median(samples[key]);
@@ -543,6 +593,16 @@ async function main() {
         mib(memory.rssBytes * memory.maxSessions)
       }`,
     ),
+    secondsRow(
+      `conformance: secure_mqtt_check client, ${conformance.full.cases} cases, our client`,
+      conformance.full.ms,
+      TARGETS.checkSuite,
+    ),
+    secondsRow(
+      `conformance: secure_mqtt_check client --quick, ${conformance.quick.cases} cases`,
+      conformance.quick.ms,
+      TARGETS.checkQuick,
+    ),
   ];
   const marks = (e2e: typeof e2eDefault) => ({
     ...Object.fromEntries(PHASES.map((p) => [p, median(e2e.marks[p] ?? [NaN])])),
@@ -579,6 +639,7 @@ async function main() {
       responder: load,
       startup: summaries(startup),
       memory,
+      conformance,
     },
   };
   await Deno.writeTextFile(

@@ -1,13 +1,14 @@
 /**
  * An MQTT broker inside this process (aedes), on a free loopback port: what `deno task demo`
  * runs on, so that it needs no mosquitto. It can also listen for MQTT over WebSocket (the tests
- * use that for `--url ws://`, which Debian's mosquitto is built without), and it lets a caller
- * see, and rewrite, every message a client publishes: the demo's man in the middle.
+ * use that for `--url ws://`, which Debian's mosquitto is built without), it lets a caller
+ * see, and rewrite, every message a client publishes (the demo's man in the middle), and it
+ * can hold a client's subscriptions before it grants them (secure_mqtt_check's slow SUBACK).
  *
  * @module
  */
 
-import { Aedes, type Client, type PublishPacket } from "aedes";
+import { Aedes, type Client, type PublishPacket, type Subscription } from "aedes";
 import { Buffer } from "node:buffer";
 import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
 import { connect, createServer, type Server, type Socket } from "node:net";
@@ -27,6 +28,11 @@ export interface EmbeddedBrokerOptions {
   /** Also serve MQTT over WebSocket, on a port of its own. */
   webSocket?: boolean;
   interceptor?: Interceptor;
+  /**
+   * Sees each filter of a client's SUBSCRIBE before the broker grants it; the SUBACK (and the
+   * subscription itself) waits until the returned promise settles. `undefined`: no wait.
+   */
+  holdSubscribe?: (client: Client, filter: string) => Promise<void> | undefined;
 }
 
 /** A running embedded broker; `await using` stops it. */
@@ -55,6 +61,14 @@ export async function startEmbeddedBroker(
           if (replaced !== undefined) packet.payload = Buffer.from(replaced);
           done(null);
         }, (error) => done(error));
+    };
+  }
+  const { holdSubscribe } = options;
+  if (holdSubscribe) {
+    broker.authorizeSubscribe = (client: Client | null, subscription: Subscription, done) => {
+      const held = client === null ? undefined : holdSubscribe(client, subscription.topic);
+      if (held === undefined) return done(null, subscription);
+      held.then(() => done(null, subscription), (error) => done(error, null));
     };
   }
   const sockets = new Set<Socket>();

@@ -1,5 +1,6 @@
 /**
- * `deno task compile`: builds `secure_mqtt_client` and `secure_mqtt_responder` as standalone
+ * `deno task compile`: builds `secure_mqtt_client`, `secure_mqtt_responder` and
+ * `secure_mqtt_check` as standalone
  * executables (`deno compile`) that run with no Deno installed, from any working directory
  * (docs/binary.md).
  *
@@ -19,10 +20,14 @@ import denoJson from "../deno.json" with { type: "json" };
 /** The project root, wherever the script is run from (decoded: a path may hold a space). */
 const ROOT = decodeURIComponent(new URL("../", import.meta.url).pathname);
 
+/** The deno.json tasks that become binaries. */
+export type BinaryTask = "client" | "responder" | "check";
+
 /** What the script builds: output name → the deno.json task whose entry and flags it takes. */
-export const COMMANDS: Readonly<Record<string, "client" | "responder">> = {
+export const COMMANDS: Readonly<Record<string, BinaryTask>> = {
   secure_mqtt_client: "client",
   secure_mqtt_responder: "responder",
+  secure_mqtt_check: "check",
 };
 
 /** Targets `deno compile --target` accepts in Deno 2.x; the lab machines run the first. */
@@ -39,7 +44,8 @@ const USAGE = `usage: deno task compile [-h] [--target TARGET] [--output-dir DIR
   `[--read-scope PATHS]`;
 const HELP = `${USAGE}
 
-Builds ./secure_mqtt_client and ./secure_mqtt_responder: single files that run without Deno.
+Builds ./secure_mqtt_client, ./secure_mqtt_responder and ./secure_mqtt_check: single files
+that run without Deno.
 
 options:
   -h, --help          show this help message and exit
@@ -72,7 +78,7 @@ export class BuildError extends Error {
  * assert.ok(flags.includes("--allow-net"));
  * ```
  */
-export function taskParts(task: "client" | "responder"): { flags: string[]; entry: string } {
+export function taskParts(task: BinaryTask): { flags: string[]; entry: string } {
   const words = denoJson.tasks[task].trim().split(/\s+/);
   if (words[0] !== "deno" || words[1] !== "run") {
     throw new Error(`task ${task} is not a "deno run": ${denoJson.tasks[task]}`);
@@ -85,7 +91,7 @@ export function taskParts(task: "client" | "responder"): { flags: string[]; entr
  * to `readScope` when given), the target and the output.
  */
 export function compileArgs(
-  task: "client" | "responder",
+  task: BinaryTask,
   output: string,
   options: { target: string; readScope?: string },
 ): string[] {

@@ -25,7 +25,7 @@ import { CLIENT_USAGE } from "../../cli/client_options.ts";
 import { RESPONDER_USAGE } from "../../cli/responder_options.ts";
 
 const TARGET = Deno.build.target;
-const BINARIES = ["secure_mqtt_client", "secure_mqtt_responder"] as const;
+const BINARIES = ["secure_mqtt_client", "secure_mqtt_responder", "secure_mqtt_check"] as const;
 
 /** The non-empty lines of a stderr. */
 function ourLines(stderr: string): string[] {
@@ -61,7 +61,7 @@ async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
   }
 }
 
-Deno.test("compile graph: both binaries build on DENORT_BIN=<deno CLI> (no app)", async () => {
+Deno.test("compile graph: the three binaries build on DENORT_BIN=<deno CLI> (no app)", async () => {
   await withTempDir(async (dir) => {
     // The deno CLI stands in for denort so the step completes offline; the result would just
     // act as `deno` if run, so it is only inspected, never run.
@@ -78,12 +78,12 @@ Deno.test("compile graph: both binaries build on DENORT_BIN=<deno CLI> (no app)"
     }
     // deno compile lists what it embedded, once per binary: the DH group and deno.json (for
     // --version) must be in each, from the module graph (no --include needed).
-    for (const file of ["dhparam4096.pem", "deno.json", "main.ts", "responder.ts"]) {
+    for (const file of ["dhparam4096.pem", "deno.json", "main.ts", "responder.ts", "check.ts"]) {
       assert.ok(run.stderr.includes(file), `${file} embedded:\n${run.stderr}`);
     }
-    assert.equal(run.stderr.match(/dhparam4096\.pem/g)?.length, 2, "the PEM in both binaries");
+    assert.equal(run.stderr.match(/dhparam4096\.pem/g)?.length, 3, "the PEM in every binary");
     assert.match(run.stderr, /warning: DENORT_BIN is the deno CLI, not denort/);
-    console.error(`  (compile graph: both binaries in ${(run.ms / 1000).toFixed(1)} s)`);
+    console.error(`  (compile graph: the three binaries in ${(run.ms / 1000).toFixed(1)} s)`);
   });
 });
 
@@ -195,6 +195,18 @@ Deno.test("baked permissions: the tasks' own, the narrowest set that works, noth
     flags: [...expected.slice(0, 2), "--allow-write", ...expected.slice(2)],
     entry: "responder.ts",
   });
+  // The checker runs the program under test, and writes --junit FILE; it reads no variable.
+  assert.deepEqual(taskParts("check"), {
+    flags: [
+      "--allow-run",
+      "--allow-net",
+      "--allow-read",
+      "--allow-write",
+      "--ignore-env=READABLE_STREAM,DEBUG,MQTTJS_SOCKS_PROXY,WS_NO_BUFFER_UTIL",
+      "--no-prompt",
+    ],
+    entry: "check.ts",
+  });
   const args = compileArgs("client", "/out/secure_mqtt_client", { target });
   assert.deepEqual(args, [
     "compile",
@@ -261,12 +273,19 @@ Deno.test({
       if (skip !== undefined) console.error(`note: skipping the compiled-binary steps: ${skip}`);
       const client = `${bin}/secure_mqtt_client`;
       const responder = `${bin}/secure_mqtt_responder`;
+      const checker = `${bin}/secure_mqtt_check`;
 
       await t.step({
-        name: "--help and --version (the version from deno.json) on both",
+        name: "--help and --version (the version from deno.json) on each",
         ignore: skip !== undefined,
         async fn() {
-          for (const [path, name] of [[client, BINARIES[0]], [responder, BINARIES[1]]]) {
+          for (
+            const [path, name] of [
+              [client, BINARIES[0]],
+              [responder, BINARIES[1]],
+              [checker, BINARIES[2]],
+            ]
+          ) {
             const help = await runBinary(path, ["--help"], { cwd: elsewhere });
             assert.equal(help.code, 0, help.stderr);
             assert.match(help.stdout, new RegExp(`^usage: ${name} `));

@@ -3,7 +3,8 @@
  * have, carries the protocol's largest messages (1 MiB of text, a 1.4 MiB token) over MQTT over
  * TCP and over WebSocket, both ways: between two plain MQTT.js clients, and from our client to
  * our responder and back. Packets of 200 KiB and more used to stall an aedes connection under
- * Deno for good (see `readsAllAtOnce` there).
+ * Deno for good (see `readsAllAtOnce` there). And a held subscription (secure_mqtt_check's slow
+ * SUBACK) is granted only when its hold is released.
  */
 
 import assert from "node:assert/strict";
@@ -115,3 +116,33 @@ for (const transport of TRANSPORTS) {
     assert.equal(answer, message.toUpperCase());
   });
 }
+
+Deno.test("holdSubscribe: the SUBACK waits until the hold is released", async () => {
+  let release!: () => void;
+  let holding!: (filter: string) => void;
+  const held = new Promise<string>((resolve) => holding = resolve);
+  await using broker = await startEmbeddedBroker({
+    holdSubscribe: (_client, filter) => {
+      holding(filter);
+      return new Promise<void>((resolve) => release = resolve);
+    },
+  });
+  const options = { reconnectPeriod: 0, socksProxy: "" };
+  const client = await mqtt.connectAsync(`mqtt://${broker.host}:${broker.port}`, options);
+  const other = await mqtt.connectAsync(`mqtt://${broker.host}:${broker.port}`, options);
+  try {
+    let granted = false;
+    const subscribing = client.subscribeAsync("a/b", { qos: 1 }).then((g) => {
+      granted = true;
+      return g;
+    });
+    assert.equal(await held, "a/b");
+    // A round trip of another client's through the broker: the SUBACK is still held.
+    await other.publishAsync("x/y", "meanwhile", { qos: 1 });
+    assert.equal(granted, false);
+    release();
+    assert.deepEqual((await subscribing).map((g) => g.qos), [1]);
+  } finally {
+    await Promise.all([client.endAsync(true), other.endAsync(true)]);
+  }
+});

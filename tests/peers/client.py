@@ -1,8 +1,11 @@
 """A client on pyca/cryptography + paho-mqtt, to the lab's reference semantics.
 
-usage: client.py --port PORT [--host HOST] NETID ACTION MESSAGE
-       client.py --port PORT --zero-lead NETID ACTION MESSAGE
-       client.py --port PORT --trust FINGERPRINT [--trust FINGERPRINT ...] NETID ACTION MESSAGE
+usage: client.py [--help] [-h HOST] [-p PORT] NETID ACTION MESSAGE
+       client.py [-h HOST] [-p PORT] --zero-lead NETID ACTION MESSAGE
+       client.py [-h HOST] [-p PORT] --trust FINGERPRINT [--trust FINGERPRINT ...] NETID ACTION MESSAGE
+
+The lab's command line: -h/--host is the broker (default localhost), -p/--port its port (default
+1884), --help the only form of help; the NetID is the MQTT client ID.
 
 Prints the decrypted answer on stdout (exit 0), or a reason on stderr (exit 1).
 --zero-lead keeps one private key and repeats key exchanges (the responder makes a fresh key
@@ -16,7 +19,6 @@ names the trusted fingerprints and counts what it saw instead.
 """
 import argparse
 import queue
-import random
 import sys
 import time
 
@@ -207,9 +209,11 @@ def run_trusted(args, params, client, inbox, subscribed, state, topics):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--port", type=int, required=True)
+    # The lab's pattern: -h is the host, so argparse's own -h for help is turned off.
+    ap = argparse.ArgumentParser(add_help=False)
+    ap.add_argument("--help", action="help", help="show this help message and exit")
+    ap.add_argument("-h", "--host", default="localhost")
+    ap.add_argument("-p", "--port", type=int, default=1884)
     ap.add_argument("--timeout", type=float, default=10.0)
     ap.add_argument("--zero-lead", action="store_true")
     ap.add_argument("--max-exchanges", type=int, default=5000)
@@ -229,7 +233,7 @@ def main():
     answer_topic = "%s/%s/response" % (args.netid, args.action)
     sig_topic = "%s/key-exchange/signature" % args.netid
 
-    client = lab.new_client("%s-py-%d" % (args.netid, random.getrandbits(32)))
+    client = lab.new_client(args.netid)  # the lab: the NetID is the client ID
     client.on_subscribe = lambda c, u, mid, granted: subscribed.put(granted)
     if args.trust:
         state = {"requested": False, "retained": 0}
@@ -250,7 +254,11 @@ def main():
         client.on_message = (
             lambda c, u, msg: None if msg.retain else inbox.put((msg.topic, msg.payload))
         )
-    client.connect(args.host, args.port, keepalive=30)
+    try:
+        client.connect(args.host, args.port, keepalive=30)
+    except (OSError, ValueError) as e:
+        print("client.py: cannot connect to %s:%d: %s" % (args.host, args.port, e), file=sys.stderr)
+        return 1
     client.loop_start()
     try:
         if args.trust:
@@ -260,8 +268,10 @@ def main():
         print("client.py: %s: %s" % (type(e).__name__, e), file=sys.stderr)
         return 1
     finally:
-        client.loop_stop()
+        # DISCONNECT first: the network thread then wakes at once, instead of sleeping out
+        # paho's 1 s select timeout in loop_stop().
         client.disconnect()
+        client.loop_stop()
 
 
 def run_lab(args, params, client, inbox, subscribed, kx_topic, answer_topic):

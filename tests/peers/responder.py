@@ -1,6 +1,8 @@
 """A responding client on pyca/cryptography + paho-mqtt: the lab's reference, plus hostile modes.
 
-usage: responder.py --port PORT [--host HOST] [--mode MODE] [--netid NETID] [--identity FILE]
+usage: responder.py [--help] [-h HOST] [-p PORT] [--mode MODE] [--netid NETID] [--identity FILE]
+
+-h/--host is the broker (default localhost), -p/--port its port (default 1884), as in the lab.
 
 Prints "ready" on stdout once its subscriptions are acknowledged, then one line per event.
 With --identity (a PKCS#8 PEM Ed25519 key) it signs every key exchange it answers: step 2b of
@@ -218,9 +220,10 @@ def encodings_differ(identity, netid, a_der, b_der):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--port", type=int, required=True)
+    ap = argparse.ArgumentParser(add_help=False)  # -h is the host, as in the lab
+    ap.add_argument("--help", action="help", help="show this help message and exit")
+    ap.add_argument("-h", "--host", default="localhost")
+    ap.add_argument("-p", "--port", type=int, default=1884)
     ap.add_argument("--mode", default="normal")
     ap.add_argument("--netid", default="+")
     ap.add_argument("--identity", metavar="FILE", help="PKCS#8 PEM Ed25519 key: sign step 2b")
