@@ -66,7 +66,10 @@ async function main(args: string[]): Promise<number> {
 /**
  * Each of the signals that end a service cleanly: Ctrl-C, `kill` and systemd's stop, and the
  * hang-up of the terminal it was started from (an SSH session that ends), which would otherwise
- * kill it with no line and no shutdown.
+ * kill it with no line and no shutdown. Listening replaces a disposition inherited as "ignore"
+ * (what `nohup` sets for SIGHUP), and the responder cannot tell: the kernel shows it in
+ * /proc/self/status, which Deno opens only with --allow-all. docs/operating.md says how to keep
+ * it running after a logout.
  */
 function onSignals(handle: (signal: Deno.Signal) => void): [Deno.Signal, () => void][] {
   const added: [Deno.Signal, () => void][] = [];
