@@ -148,6 +148,8 @@ export class PacketSizeFilter {
   packets = 0;
   /** PUBLISH packets over the limit passed on without their payload so far. */
   skipped = 0;
+  /** Bytes of their payloads counted past so far. */
+  skippedBytes = 0;
   readonly #v5: boolean;
   #state = HEADER;
   #head: number[] = []; // the packet's fixed header, while its length is being read
@@ -189,6 +191,7 @@ export class PacketSizeFilter {
     while (i < bytes.length) {
       if (this.#state === BODY || this.#state === SKIP) {
         const skip = Math.min(this.#bodyLeft, bytes.length - i);
+        if (this.#state === SKIP) this.skippedBytes += skip;
         i += skip;
         this.#bodyLeft -= skip;
         if (this.#state === SKIP) run = i;
@@ -318,6 +321,22 @@ function variableByteInteger(value: number): number[] {
 }
 
 /**
+ * How many skipped bytes between two collections of young garbage. What is skipped still arrives
+ * in buffers of the runtime's making (over TLS, over WebSocket), freed only when the garbage
+ * collector runs, and nothing else about a stream of bytes makes it run: 256 MiB skipped over TLS
+ * raised the resident memory by 250 MiB, and by 34 MiB with a collection every 4 MiB.
+ */
+const COLLECT_EVERY_BYTES = 4 * 1024 * 1024;
+
+/**
+ * A minor collection (a scavenge, about a millisecond), where the runtime offers one: Deno with
+ * `--v8-flags=--expose-gc`, as the responder task and binary run. Elsewhere, nothing.
+ */
+function collectYoungGarbage(): void {
+  (globalThis as { gc?: (options: { type: "minor" }) => void }).gc?.({ type: "minor" });
+}
+
+/**
  * The stream MQTT.js reads and writes instead of the connection's own: what the broker sends
  * comes through a {@linkcode PacketSizeFilter}, what MQTT.js writes goes straight to the
  * connection. Closing either side closes the other.
@@ -325,6 +344,7 @@ function variableByteInteger(value: number): number[] {
 class GuardedStream extends Duplex {
   readonly #inner: Duplex;
   readonly #filter: PacketSizeFilter;
+  #collectedAt = 0; // skipped bytes at the last collection
 
   /**
    * `fed`: the connection's bytes come by {@linkcode feed} (a socket reading into a buffer of
@@ -356,6 +376,10 @@ class GuardedStream extends Duplex {
     if (error) {
       this.destroy(error);
       return false;
+    }
+    if (this.#filter.skippedBytes - this.#collectedAt >= COLLECT_EVERY_BYTES) {
+      this.#collectedAt = this.#filter.skippedBytes;
+      collectYoungGarbage();
     }
     if (!room) this.#inner.pause();
     return room;

@@ -340,7 +340,10 @@ export class BrokerConnection {
           lost(`the broker sent what is not valid MQTT (${printableError(error)})`, error),
         );
       }
-      end(toBrokerError(error, broker, attempt.connack));
+      const problem = toBrokerError(error, broker, attempt.connack);
+      // After the CONNACK, what is not a refusal is the connection lost, said as such.
+      const after = problem.kind === "lost" && attempt.connack !== undefined;
+      end(after ? lost(printableError(error), error) : problem);
     });
     mqtt.on("connect", () => {
       const subackTimer = after(limits.subackTimeoutMs, () => {

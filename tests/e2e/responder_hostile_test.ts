@@ -337,7 +337,7 @@ const LOSSES: {
       void c.streamPacket(0x90, 0x0fff_ffff);
       c.serve();
     },
-    reason: /the broker sent a SUBACK of 268435460 bytes, over our \d+-byte limit/,
+    reason: /lost: the broker sent a SUBACK of 268435460 bytes, over our \d+-byte limit/,
   },
   {
     name: "a closed connection after the SUBACK (a broker that stopped)",
