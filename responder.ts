@@ -1,6 +1,7 @@
 /**
  * `secure_mqtt_responder`: the responding client, as a long-running service. Parses the
- * command line, runs {@linkcode Responder} until SIGINT or SIGTERM.
+ * command line, runs {@linkcode Responder} until SIGINT, SIGTERM or SIGHUP. Every line it writes
+ * while it runs starts with its time (UTC, to the millisecond).
  *
  * @module
  */
@@ -39,7 +40,7 @@ async function main(args: string[]): Promise<number> {
   // Writing is for --new-identity alone: a service that runs for a term gives it up at once.
   await Deno.permissions.revoke({ name: "write" });
 
-  const logger = stderrLogger(RESPONDER_NAME, verbose);
+  const logger = stderrLogger(RESPONDER_NAME, verbose, { timestamps: true });
   const responder = new Responder({ broker, group: loadLabGroup(), identity, logger });
   let signalled = false;
   const listeners = onSignals((signal) => {
@@ -62,15 +63,23 @@ async function main(args: string[]): Promise<number> {
   return 0;
 }
 
+/**
+ * Each of the signals that end a service cleanly: Ctrl-C, `kill` and systemd's stop, and the
+ * hang-up of the terminal it was started from (an SSH session that ends), which would otherwise
+ * kill it with no line and no shutdown. Listening replaces a disposition inherited as "ignore"
+ * (what `nohup` sets for SIGHUP), and the responder cannot tell: the kernel shows it in
+ * /proc/self/status, which Deno opens only with --allow-all. docs/operating.md says how to keep
+ * it running after a logout.
+ */
 function onSignals(handle: (signal: Deno.Signal) => void): [Deno.Signal, () => void][] {
   const added: [Deno.Signal, () => void][] = [];
-  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
     const listener = () => handle(signal);
     try {
       Deno.addSignalListener(signal, listener);
       added.push([signal, listener]);
     } catch {
-      // SIGTERM cannot be listened for on Windows; Ctrl-C (SIGINT) still works there.
+      // SIGTERM and SIGHUP cannot be listened for on Windows; Ctrl-C (SIGINT) still works there.
     }
   }
   return added;
@@ -79,7 +88,13 @@ function onSignals(handle: (signal: Deno.Signal) => void): [Deno.Signal, () => v
 if (import.meta.main) {
   Deno.exit(
     await runCommand(
-      { name: RESPONDER_NAME, usage: RESPONDER_USAGE, failures: [ResponderError], main },
+      {
+        name: RESPONDER_NAME,
+        usage: RESPONDER_USAGE,
+        failures: [ResponderError],
+        timestamps: true,
+        main,
+      },
       Deno.args,
     ),
   );

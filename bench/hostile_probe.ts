@@ -1,5 +1,5 @@
 /**
- * What today's responder does against each thing a hostile broker (support/hostile_broker.ts)
+ * What the responder does against each thing a hostile broker (support/hostile_broker.ts)
  * can send, at MQTT 3.1.1 and 5: the MQTT.js events its connection emits ("error" with its
  * `code`, "disconnect", "close"), what `toBrokerError` makes of each error, the outcome of its
  * SUBSCRIBE, its log lines, and how it ends: it stops (run() rejects), it reconnects (and at
@@ -8,8 +8,8 @@
  *
  *     deno run --allow-net=127.0.0.1 --allow-read --ignore-env --no-prompt bench/hostile_probe.ts [case]
  *
- * The responder runs in this process, with short keepalive and reconnect limits so that each
- * case takes seconds; a CONNACK timeout is the responder's own 10 s.
+ * The responder runs in this process, with short keepalive, reconnect, CONNACK and SUBACK limits
+ * so that each case takes seconds.
  *
  * @module
  */
@@ -175,7 +175,22 @@ const CASES: Record<string, { versions: (4 | 5)[]; scenario: Scenario; ms?: numb
       c.close();
     },
   },
-  "freeze before connack": { versions: [4, 5], ms: 14_000, scenario: (c) => void c.connect() },
+  "freeze before connack": { versions: [4, 5], ms: 6_000, scenario: (c) => void c.connect() },
+  "hang up on the CONNECT": {
+    versions: [5],
+    scenario: async (c) => {
+      await c.connect();
+      c.close();
+    },
+  },
+  "an MQTT 3.1.1 CONNACK 1 to an MQTT 5 CONNECT (raw bytes)": {
+    versions: [5],
+    scenario: async (c) => {
+      await c.connect();
+      c.write(Uint8Array.of(0x20, 0x02, 0x00, 0x01));
+      c.close();
+    },
+  },
   "freeze after suback (keepalive 1 s)": {
     versions: [4, 5],
     scenario: async (c) => {
@@ -219,7 +234,13 @@ async function probe(name: string, version: 4 | 5, scenario: Scenario, observeMs
     broker,
     group,
     logger: { verbose: true, debug: log("debug: "), info: log(""), warn: log("warning: ") },
-    limits: { keepAliveSeconds: 1, reconnectMinMs: 200, reconnectMaxMs: 400 },
+    limits: {
+      keepAliveSeconds: 1,
+      reconnectMinMs: 200,
+      reconnectMaxMs: 400,
+      connackTimeoutMs: 2000,
+      subackTimeoutMs: 2000,
+    },
   });
   const t0 = performance.now();
   let outcome = "still running";

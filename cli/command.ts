@@ -8,7 +8,7 @@
  */
 
 import { errorLine } from "../lib/log.ts";
-import { writeAllSync } from "./logger.ts";
+import { timestamp, writeAllSync } from "./logger.ts";
 import { UsageError } from "./args.ts";
 
 /** Exit status of a bad command line (as argparse uses). */
@@ -24,6 +24,11 @@ export interface Command {
   usage: string;
   /** Error classes whose message is a user-facing one-line reason (exit 1). */
   failures: (abstract new (...args: never[]) => Error)[];
+  /**
+   * The line of a runtime failure starts with its time, as the lines of a service's logger do
+   * (cli/logger.ts). A usage error never does: it answers whoever typed the command.
+   */
+  timestamps?: boolean;
   /** Does the work; returns the exit status. */
   main(args: string[]): Promise<number>;
 }
@@ -56,12 +61,13 @@ export async function runCommand(command: Command, args: string[]): Promise<numb
       printErr(`${command.name}: error: ${error.message}\n${command.usage}\n`);
       return EXIT_USAGE;
     }
+    const stamp = command.timestamps ? timestamp() : "";
     if (command.failures.some((failure) => error instanceof failure)) {
-      printErr(`${command.name}: error: ${(error as Error).message}\n`);
+      printErr(`${stamp}${command.name}: error: ${(error as Error).message}\n`);
       return EXIT_FAILURE;
     }
     const detail = error instanceof Error ? `${error.name}: ${errorLine(error)}` : String(error);
-    printErr(`${command.name}: internal error: ${detail}\n`);
+    printErr(`${stamp}${command.name}: internal error: ${detail}\n`);
     return EXIT_FAILURE;
   }
 }

@@ -47,8 +47,9 @@ export const RESPONDER_HELP = `${RESPONDER_USAGE}
 
 Answers secure_mqtt_client requests for any number of netids: subscribes to ${REQUEST_FILTERS[0]},
 agrees a key per netid by 4096-bit Diffie-Hellman, and answers each encrypted action request
-on <netid>/<action>/response. Runs until SIGINT or SIGTERM; reconnects (with backoff) when the
-broker goes away.
+on <netid>/<action>/response. Runs until SIGINT, SIGTERM or SIGHUP; reconnects (with
+backoff) when the broker goes away. Each line on stderr starts with its time (UTC); -v adds
+a line per session with both keys' fingerprints.
 
 actions answered: ${ACTIONS.join(", ")}
 
@@ -70,7 +71,8 @@ limits: ${L.maxSessions} live sessions (the least recently used evicted first), 
 forgotten after ${idleMinutes} min idle; ${L.maxPendingKeyExchanges} netids waiting for a key exchange;
 ${inFlight} in flight, ${perNetid} per netid.
 
-exit status: 0 after SIGINT/SIGTERM, 1 runtime failure (reason on stderr), 2 usage error
+exit status: 0 after SIGINT, SIGTERM or SIGHUP, 1 runtime failure (reason on stderr),
+2 usage error
 `;
 
 const OPTIONS = {

@@ -166,6 +166,11 @@ export class RateLimitedLog {
     this.#now = options.now;
   }
 
+  /** True when its logger shows `debug` lines, so that a caller can skip making them. */
+  get verbose(): boolean {
+    return this.#logger.verbose === true;
+  }
+
   /** Writes `message` at `level` if the budget of (`level`, `kind`) allows, else counts it. */
   line(level: LogLevel, kind: string, message: string): void {
     const key = `${level}:${kind}`;

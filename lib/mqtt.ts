@@ -7,9 +7,9 @@
  */
 
 import { errorLine } from "./log.ts";
-import { guardPacketSize } from "./mqtt_size_guard.ts";
-import mqtt, { type IClientOptions, MqttClient } from "mqtt";
-import { createConnection, isIP, type Socket } from "node:net";
+import { guardedTcpConnection, guardPacketSize } from "./mqtt_size_guard.ts";
+import mqtt, { type IClientOptions, type IConnackPacket, MqttClient, type Packet } from "mqtt";
+import { createConnection, isIP } from "node:net";
 import type { Duplex } from "node:stream";
 import { connect as connectTls } from "node:tls";
 
@@ -84,6 +84,9 @@ const CONNACK_REASONS: Record<number, string> = {
   4: "bad user name or password (check --username and MQTT_PASSWORD)",
   5: "not authorized (check --username and MQTT_PASSWORD)",
   128: "unspecified error",
+  129: "malformed packet",
+  130: "protocol error",
+  131: "implementation specific error",
   132: "unsupported protocol version",
   133: "client identifier rejected",
   134: "bad user name or password (check --username and MQTT_PASSWORD)",
@@ -91,12 +94,69 @@ const CONNACK_REASONS: Record<number, string> = {
   136: "server unavailable",
   137: "server busy",
   138: "banned",
+  140: "bad authentication method",
+  144: "topic name invalid",
+  149: "packet too large",
   151: "quota exceeded",
+  153: "payload format invalid",
+  154: "retain not supported",
+  155: "QoS not supported",
+  156: "use another server",
+  157: "server moved",
   159: "connection rate exceeded",
 };
 const TRANSIENT_CONNACK_CODES = new Set([3, 136, 137, 151, 159]);
 // "Bad user name or password" and "not authorized", in both versions.
 const CREDENTIAL_CONNACK_CODES = new Set([4, 5, 134, 135]);
+
+// DISCONNECT reason codes a broker may send (MQTT 5 §3.14.2.1).
+const DISCONNECT_REASONS: Record<number, string> = {
+  0x00: "normal disconnection",
+  0x80: "unspecified error",
+  0x81: "malformed packet",
+  0x82: "protocol error",
+  0x83: "implementation specific error",
+  0x87: "not authorized",
+  0x89: "server busy",
+  0x8b: "server shutting down",
+  0x8d: "keep alive timeout",
+  0x8e: "session taken over",
+  0x8f: "topic filter invalid",
+  0x90: "topic name invalid",
+  0x93: "receive maximum exceeded",
+  0x94: "topic alias invalid",
+  0x95: "packet too large",
+  0x96: "message rate too high",
+  0x97: "quota exceeded",
+  0x98: "administrative action",
+  0x99: "payload format invalid",
+  0x9a: "retain not supported",
+  0x9b: "QoS not supported",
+  0x9c: "use another server",
+  0x9d: "server moved",
+  0x9e: "shared subscriptions not supported",
+  0x9f: "connection rate exceeded",
+  0xa0: "maximum connect time",
+  0xa1: "subscription identifiers not supported",
+  0xa2: "wildcard subscriptions not supported",
+};
+
+/**
+ * The reason of an MQTT 5 DISCONNECT from the broker by name, with its code in hex.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { disconnectReason } from "./mqtt.ts";
+ * assert.equal(disconnectReason(0x8b), "server shutting down (0x8b)");
+ * assert.equal(disconnectReason(0x42), "reason code 0x42");
+ * ```
+ */
+export function disconnectReason(code: number): string {
+  const hex = `0x${code.toString(16).padStart(2, "0")}`;
+  const name = DISCONNECT_REASONS[code];
+  return name === undefined ? `reason code ${hex}` : `${name} (${hex})`;
+}
 
 /** The `code` of the error {@linkcode openMqtt} reports for a server that is not a broker. */
 export const NOT_MQTT = "ERR_NOT_MQTT";
@@ -114,16 +174,35 @@ const UNTRUSTED_CERTIFICATE_CODES = new Set([
 
 /**
  * Maps what MQTT.js (and the sockets under it) report to a {@linkcode BrokerError}: by the
- * error's `code`, which is a string for socket and TLS errors and a number for a CONNACK
- * refusal. Anything else is a lost connection, worth another try.
+ * error's `code`, which is a string for socket and TLS errors and a number for MQTT reason
+ * codes. A numeric code is a CONNACK refusal only when it is the code of the CONNACK that came
+ * on this connection, `connack` (MQTT.js gives its own protocol errors numeric codes too: 130 for
+ * a second CONNACK or an AUTH, 148 for a topic alias); any other is a lost connection, as is
+ * anything else not named here: worth another try.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { toBrokerError } from "./mqtt.ts";
+ * const broker = { transport: "mqtt" as const, host: "lab", port: 1884, username: "u" };
+ * const error = Object.assign(new Error("Connection refused: Server unavailable"), { code: 3 });
+ * const refused = toBrokerError(error, broker, 3);
+ * assert.deepEqual([refused.kind, refused.permanent], ["refused", false]);
+ * const duplicate = Object.assign(new Error("Protocol error: duplicate CONNACK"), { code: 130 });
+ * assert.equal(toBrokerError(duplicate, broker, 0).kind, "lost");
+ * ```
  */
-export function toBrokerError(error: unknown, broker: BrokerOptions): BrokerError {
+export function toBrokerError(
+  error: unknown,
+  broker: BrokerOptions,
+  connack?: number,
+): BrokerError {
   if (error instanceof BrokerError) return error;
   const where = brokerLabel(broker);
   const code = (error as { code?: unknown })?.code;
   const detail = errorLine(error);
   const options = { cause: error };
-  if (typeof code === "number") {
+  if (typeof code === "number" && code !== 0 && code === connack) {
     const reason =
       (CREDENTIAL_CONNACK_CODES.has(code) ? credentialHint(code, broker) : undefined) ??
         CONNACK_REASONS[code] ?? `reason code ${code}`;
@@ -236,9 +315,10 @@ export interface ConnectOptions {
    */
   writeCache?: boolean;
   /**
-   * The largest packet taken from the broker, fixed header included. A larger one closes the
-   * connection as soon as its header arrives, before it is buffered (lib/mqtt_size_guard.ts);
-   * over WebSocket, a message over twice this size too. Default: no limit of ours.
+   * The largest packet taken from the broker whole, fixed header included, checked before it
+   * is buffered (lib/mqtt_size_guard.ts): a larger PUBLISH arrives with its payload replaced by
+   * a marker (`skippedPayloadBytes` reads it), any other larger packet closes the connection;
+   * over WebSocket, a message over twice this size closes it too. Default: no limit of ours.
    */
   maxPacketBytes?: number;
 }
@@ -273,11 +353,15 @@ export function openMqtt(broker: BrokerOptions, options: ConnectOptions): MqttCl
   // undefined (ours is "", so that it never reads MQTTJS_SOCKS_PROXY) as a proxy URL to dial.
   const { host, port } = broker;
   const limit = options.maxPacketBytes;
-  const guard = <S extends Duplex>(stream: S) =>
-    limit === undefined ? stream : guardPacketSize(stream, limit);
+  const guard = (stream: Duplex): Duplex =>
+    limit === undefined ? stream : guardPacketSize(stream, limit, opts.protocolVersion);
   let client: MqttClient;
   if (broker.transport === "mqtt") {
-    client = new MqttClient((c) => guard(expectConnack(c, createConnection({ host, port }))), opts);
+    // Guarded, the socket reads into a buffer of its own: what the guard skips costs nothing.
+    const connect = limit === undefined
+      ? () => createConnection({ host, port })
+      : () => guardedTcpConnection({ host, port }, limit, opts.protocolVersion);
+    client = new MqttClient((c) => expectConnack(c, connect()), opts);
   } else if (broker.transport === "mqtts") {
     const servername = isIP(host) === 0 ? host : undefined;
     client = new MqttClient(
@@ -299,14 +383,11 @@ export function openMqtt(broker: BrokerOptions, options: ConnectOptions): MqttCl
     const wsOptions = limit === undefined ? {} : { maxPayload: 2 * limit, closeTimeout: 0 };
     client = mqtt.connect({ ...opts, wsOptions, manualConnect: true });
     if (limit !== undefined) {
-      // connect() makes each connection's stream (reconnect() calls it too): the guard goes on
-      // it before a byte can arrive.
-      const connect = client.connect.bind(client);
-      client.connect = () => {
-        connect();
-        guard(client.stream as unknown as Duplex);
-        return client;
-      };
+      // connect() (and so reconnect()) builds each connection's stream with this: the guard
+      // goes between it and MQTT.js before a byte can arrive.
+      const builds = client as unknown as { streamBuilder: (c: MqttClient) => Duplex };
+      const build = builds.streamBuilder;
+      builds.streamBuilder = (c) => guard(build(c));
     }
     client.connect();
   }
@@ -327,7 +408,7 @@ export function openMqtt(broker: BrokerOptions, options: ConnectOptions): MqttCl
  * added after the stream is built), and reports them as {@linkcode NOT_MQTT} instead of the
  * parser's complaint about them.
  */
-function expectConnack<S extends Socket>(client: MqttClient, socket: S): S {
+function expectConnack<S extends Duplex>(client: MqttClient, socket: S): S {
   socket.once("data", (chunk: Uint8Array) => {
     if (chunk[0] === 0x20) return;
     const error = new Error(`answered, but not as an MQTT broker${likelyServer(chunk)}`);
@@ -360,23 +441,34 @@ function noDelay(client: MqttClient): void {
  */
 export function connected(client: MqttClient, broker: BrokerOptions): Promise<void> {
   return new Promise((resolve, reject) => {
+    let connack: number | undefined;
     const done = () => {
+      client.off("packetreceive", onPacket);
       client.off("connect", onConnect);
       client.off("error", onError);
       client.off("close", onClose);
     };
+    const onPacket = (packet: Packet) => {
+      if (packet.cmd === "connack") connack ??= connackCode(packet);
+    };
     const onConnect = () => (done(), resolve());
-    const onError = (error: Error) => (done(), reject(toBrokerError(error, broker)));
+    const onError = (error: Error) => (done(), reject(toBrokerError(error, broker, connack)));
     const onClose = () => {
       done();
       const message = `connection to ${brokerLabel(broker)} closed before the broker ` +
         `answered${crossedTransportHint(broker)}`;
       reject(new BrokerError("lost", message, false));
     };
+    client.on("packetreceive", onPacket);
     client.on("connect", onConnect);
     client.on("error", onError);
     client.on("close", onClose);
   });
+}
+
+/** The return code (MQTT 3.1.1) or reason code (MQTT 5) of a CONNACK: 0 accepts. */
+export function connackCode(packet: IConnackPacket): number {
+  return packet.reasonCode ?? packet.returnCode ?? 0;
 }
 
 /** The broker refused filters of a SUBSCRIBE: each with its SUBACK code (0x80 and above). */

@@ -77,6 +77,19 @@ export function assertUsageError(
   return first;
 }
 
+/**
+ * What starts every line the responder writes while it runs: its time, UTC, ISO 8601 to the
+ * millisecond, and a space (cli/logger.ts). A pattern's source, to put in front of another.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { TIMESTAMP } from "./failures.ts";
+ * assert.match("2026-12-02T18:04:05.123Z svc: up", new RegExp(`^${TIMESTAMP}svc: up$`));
+ * ```
+ */
+export const TIMESTAMP = String.raw`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z `;
+
 /** `secret` (a password) appears neither on stdout nor on stderr. */
 export function assertNoSecret(run: { stdout: string; stderr: string }, secret: string): void {
   const text = run.stdout + run.stderr;

@@ -6,7 +6,8 @@
  * 256 MiB and streams it, silence, a restart. It records everything the client sends.
  *
  * It routes nothing between clients: it is the other end of one client's connection, as a
- * hostile or broken broker would be.
+ * hostile or broken broker would be. {@linkcode relayRequest} plays a client's messages to a
+ * responder on the connection, as a broker delivers them, and reads its answer.
  *
  * @example
  * ```ts
@@ -47,6 +48,8 @@ import { createServer as createHttpServer, type Server as HttpServer } from "nod
 import { createServer, type Server, type Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { createWebSocketStream, WebSocketServer } from "ws";
+import { encodePublicKeyPem, generateKeyPair } from "../lib/crypto/dh.ts";
+import { loadLabGroup, readPeerPublicKey, SessionSecret } from "../lib/protocol/key_agreement.ts";
 
 /** What a test runs for each connection, given the connection and its index (0 first). */
 export type Script = (connection: HostileConnection, index: number) => void | Promise<void>;
@@ -242,30 +245,50 @@ export class HostileConnection {
   }
 
   /**
-   * A QoS 0 PUBLISH on `topic` whose fixed header claims `remainingLength` bytes (at most
-   * {@linkcode MAX_REMAINING_LENGTH}), then the bytes themselves, `chunkBytes` at a time, as
-   * fast as the client reads them. Resolves with how many bytes were written, header included,
+   * A PUBLISH on `topic` whose fixed header claims `remainingLength` bytes (at most
+   * {@linkcode MAX_REMAINING_LENGTH}), then the bytes themselves (zeros), `chunkBytes` at a time,
+   * as fast as the client reads them. QoS 0 unless `options.qos` is 1 (then with packet id
+   * `options.messageId`, default 1). Resolves with how many bytes were written, header included,
    * once all are written or the connection closed first (a client that refused the packet).
    */
-  async streamPublish(
+  streamPublish(
     topic: string,
     remainingLength: number,
+    chunkBytes = 64 * 1024,
+    options: { qos?: 0 | 1; messageId?: number } = {},
+  ): Promise<number> {
+    const name = Buffer.from(topic);
+    const qos = options.qos ?? 0;
+    const id = options.messageId ?? 1;
+    const variable = [
+      name.length >> 8,
+      name.length & 0xff,
+      ...name,
+      ...(qos > 0 ? [id >> 8, id & 0xff] : []),
+      ...(this.protocolVersion === 5 ? [0x00] : []), // no properties
+    ];
+    if (remainingLength < variable.length) {
+      throw new RangeError(`remaining length ${remainingLength} is below the topic's`);
+    }
+    return this.streamPacket(0x30 | (qos << 1), remainingLength, variable, chunkBytes);
+  }
+
+  /**
+   * A packet of any kind (its first byte `first`, e.g. 0x90 for a SUBACK) whose fixed header
+   * claims `remainingLength` bytes: `start`, then zeros up to that length, written `chunkBytes`
+   * at a time as fast as the client reads them. Resolves as {@linkcode streamPublish}.
+   */
+  async streamPacket(
+    first: number,
+    remainingLength: number,
+    start: number[] = [],
     chunkBytes = 64 * 1024,
   ): Promise<number> {
     if (!(Number.isInteger(remainingLength) && remainingLength <= MAX_REMAINING_LENGTH)) {
       throw new RangeError(`remaining length ${remainingLength} is not one MQTT can state`);
     }
-    const name = Buffer.from(topic);
-    const head = [
-      0x30,
-      ...varint(remainingLength),
-      name.length >> 8,
-      name.length & 0xff,
-      ...name,
-      ...(this.protocolVersion === 5 ? [0x00] : []), // no properties
-    ];
-    const body = remainingLength - (head.length - 1 - varint(remainingLength).length);
-    if (body < 0) throw new RangeError(`remaining length ${remainingLength} is below the topic's`);
+    const head = [first, ...varint(remainingLength), ...start];
+    const body = remainingLength - start.length;
     let written = 0;
     const put = async (bytes: Uint8Array) => {
       if (this.#closed) return false;
@@ -504,4 +527,37 @@ export function varint(value: number): number[] {
     out.push(byte);
   } while (value > 0);
   return out;
+}
+
+/**
+ * What a normal client's run looks like to a responder on `connection` (which must be served,
+ * {@linkcode HostileConnection.serve}, so that the responder's answers are acknowledged): a key
+ * exchange for `netid` delivered to it, then a request for `action` on `text` encrypted with the
+ * key agreed; resolves with the answer, decrypted. Rejects if an answer does not come within
+ * 15 s.
+ */
+export async function relayRequest(
+  connection: HostileConnection,
+  netid: string,
+  action: string,
+  text: string,
+): Promise<string> {
+  const group = loadLabGroup();
+  const ours = generateKeyPair(group);
+  const pem = encodePublicKeyPem(group, ours.publicKey);
+  connection.publish(`${netid}/key-exchange/request`, pem, { qos: 1 });
+  const reply = await nextPublish(connection, `${netid}/key-exchange/response`);
+  const theirs = readPeerPublicKey(group, Uint8Array.from(reply.payload as Buffer));
+  const fernet = await SessionSecret.agree(group, ours, theirs.y).labFernet();
+  connection.publish(`${netid}/${action}/request`, await fernet.encrypt(text), { qos: 1 });
+  const answer = await nextPublish(connection, `${netid}/${action}/response`);
+  return new TextDecoder().decode(await fernet.decrypt(Uint8Array.from(answer.payload as Buffer)));
+}
+
+/** The next PUBLISH on `topic` from the client, past those on other topics. */
+async function nextPublish(connection: HostileConnection, topic: string) {
+  for (;;) {
+    const packet = await connection.next("publish");
+    if (packet.topic === topic) return packet;
+  }
 }

@@ -23,8 +23,11 @@ export const ANSWER_FILTERS: readonly string[] = ["+/key-exchange/response", "+/
 export interface RecordingLogger extends Logger {
   /** Every line so far: `debug: ` and `warning: ` prefixed, info lines as they are. */
   readonly lines: string[];
-  /** The first line, so far or to come, matching `pattern`; rejects after `timeoutMs`. */
-  waitFor(pattern: RegExp, timeoutMs?: number): Promise<string>;
+  /**
+   * The first line, so far or to come, matching `pattern`, among the lines from index `from` on
+   * (default 0); rejects after `timeoutMs`.
+   */
+  waitFor(pattern: RegExp, timeoutMs?: number, from?: number): Promise<string>;
 }
 
 /** A verbose {@linkcode RecordingLogger}. */
@@ -41,8 +44,8 @@ export function recordingLogger(): RecordingLogger {
     debug: (m) => push(`debug: ${m}`),
     info: (m) => push(m),
     warn: (m) => push(`warning: ${m}`),
-    waitFor(pattern, timeoutMs = 15_000) {
-      const seen = lines.find((l) => pattern.test(l));
+    waitFor(pattern, timeoutMs = 15_000, from = 0) {
+      const seen = lines.slice(from).find((l) => pattern.test(l));
       if (seen !== undefined) return Promise.resolve(seen);
       return new Promise((resolve, reject) => {
         const waiter = (line: string) => {

@@ -129,13 +129,13 @@ Deno.test("toBrokerError: refused credentials are worded for what was sent", () 
   ];
   for (const [credentials, reason] of cases) {
     for (const code of [5, 135]) {
-      const e = toBrokerError(coded(code), { ...TCP, ...credentials });
+      const e = toBrokerError(coded(code), { ...TCP, ...credentials }, code);
       assert.deepEqual([e.kind, e.permanent], ["refused", true]);
       assert.match(e.message, reason);
       assert.ok(!e.message.includes("pw"), "never the password");
     }
   }
-  const bad = toBrokerError(coded(4), { ...TCP, username: "alice" });
+  const bad = toBrokerError(coded(4), { ...TCP, username: "alice" }, 4);
   assert.match(bad.message, /: bad user name or password for 'alice': MQTT_PASSWORD is not set/);
 });
 
@@ -165,7 +165,7 @@ Deno.test("toBrokerError: CONNACK refusals, permanent or worth another try", () 
     [138, /banned$/],
   ];
   for (const [code, reason] of permanent) {
-    const e = toBrokerError(coded(code, "Connection refused: Not authorized"), TCP);
+    const e = toBrokerError(coded(code, "Connection refused: Not authorized"), TCP, code);
     assert.deepEqual([e.kind, e.permanent], ["refused", true], String(code));
     assert.match(e.message, /^broker broker\.lab:1884 refused the connection: /);
     assert.match(e.message, reason);
@@ -178,13 +178,37 @@ Deno.test("toBrokerError: CONNACK refusals, permanent or worth another try", () 
     [159, /connection rate exceeded$/],
   ];
   for (const [code, reason] of transient) {
-    const e = toBrokerError(coded(code), TCP);
+    const e = toBrokerError(coded(code), TCP, code);
     assert.deepEqual([e.kind, e.permanent], ["refused", false], String(code));
     assert.match(e.message, reason);
   }
-  const unknown = toBrokerError(coded(200), TCP);
+  const unknown = toBrokerError(coded(200), TCP, 200);
   assert.equal(unknown.message, "broker broker.lab:1884 refused the connection: reason code 200");
   assert.equal(unknown.permanent, true);
+});
+
+Deno.test("toBrokerError: a numeric code is a refusal only with the CONNACK that carried it", () => {
+  // MQTT.js's own protocol errors: a second CONNACK or an AUTH (130), a topic alias (148), a
+  // packet over the maximum size (149); before any CONNACK, or after one that accepted us.
+  for (
+    const [code, message] of [
+      [130, "Protocol error: duplicate CONNACK on the same network connection"],
+      [130, "Protocol error: Auth packet received but enhanced authentication was not requested"],
+      [148, "Received a PUBLISH Topic Alias but no Topic Alias Maximum was advertised"],
+      [149, "exceeding packets size publish"],
+    ] as const
+  ) {
+    for (const connack of [undefined, 0, 135]) {
+      const e = toBrokerError(coded(code, message), TCP, connack);
+      assert.deepEqual([e.kind, e.permanent], ["lost", false], `${code} after ${connack}`);
+      assert.equal(e.message, `connection to broker.lab:1884 failed: ${message}`);
+    }
+  }
+  // The CONNACK's own code: a refusal, whatever MQTT.js's text.
+  const refused = toBrokerError(coded(135, "Connection refused: Not authorized"), TCP, 135);
+  assert.deepEqual([refused.kind, refused.permanent], ["refused", true]);
+  // A CONNACK of 0 accepted us: an error with code 0 is no refusal.
+  assert.equal(toBrokerError(coded(0), TCP, 0).kind, "lost");
 });
 
 Deno.test("toBrokerError: anything else is a lost connection, in one line", () => {

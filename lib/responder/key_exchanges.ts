@@ -19,6 +19,7 @@ import {
   generateKeyPair,
   PRIVATE_KEY_BITS,
 } from "../crypto/dh.ts";
+import { fingerprint } from "../crypto/fingerprint.ts";
 import { pemEncode } from "../crypto/pem.ts";
 import { ms, printable, printableError, type RateLimitedLog } from "../log.ts";
 import { readPeerPublicKey, SessionSecret } from "../protocol/key_agreement.ts";
@@ -38,8 +39,8 @@ export interface KeyExchangesOptions {
   maxWaitMs: number;
   /** Where a new session goes: the netid's keys, replacing any earlier session. */
   sessions: { set(netid: string, keys: SessionKeys): void };
-  /** A QoS 1 publish (its acknowledgement is not waited for). */
-  publish(topic: string, payload: string): void;
+  /** A QoS 1 publish; `done`, if given, runs once the broker acknowledged it (or it is lost). */
+  publish(topic: string, payload: string, done?: () => void): void;
   /** Where the lines go. */
   lines: RateLimitedLog;
   /** Counts and logs (as a warning of `kind`) a message dropped. */
@@ -174,13 +175,41 @@ export class KeyExchanges {
     // Stored before the answer goes out: the client's request can only follow it.
     this.#o.sessions.set(netid, keys);
     this.#completed++;
-    this.#o.publish(responseTopic(netid, KEY_EXCHANGE), pemEncode("PUBLIC KEY", ourDer));
+    const computed = this.#now();
+    const times = { queued: started - item.since, computed: computed - started, at: computed };
+    const detail = this.#o.lines.verbose
+      ? () => this.#detail(who, item.value.der, ourDer, times)
+      : undefined;
+    this.#o.publish(responseTopic(netid, KEY_EXCHANGE), pemEncode("PUBLIC KEY", ourDer), detail);
     if (signature) this.#o.publish(signatureTopic(netid), signature);
     this.#o.lines.line(
       "info",
       "session",
       `session for ${who} ready${signature ? " (signed)" : ""} in ` +
-        `${ms(this.#now() - started)} (queued ${ms(started - item.since)})`,
+        `${ms(computed - started)} (queued ${ms(started - item.since)})`,
     );
+  }
+
+  /**
+   * With -v, once the broker has acknowledged step 2: both keys' fingerprints, which the client
+   * shows with its -v too (its own key, and its peer's) for a comparison out of band, and where
+   * the time went.
+   */
+  #detail(
+    who: string,
+    theirs: Uint8Array,
+    ours: Uint8Array,
+    times: { queued: number; computed: number; at: number },
+  ): void {
+    const acknowledged = this.#now() - times.at;
+    void Promise.all([fingerprint(theirs), fingerprint(ours)]).then(([client, responder]) => {
+      this.#o.lines.line(
+        "debug",
+        "session",
+        `session for ${who}: client key ${client}, responder key ${responder}; queued ` +
+          `${ms(times.queued)}, computed in ${ms(times.computed)}, acknowledged by the broker ` +
+          `${ms(acknowledged)} after`,
+      );
+    }, () => {});
   }
 }

@@ -31,6 +31,10 @@ export interface ResponderLimits {
   reconnectMaxMs: number;
   /** MQTT keepalive: how soon a silently dead broker connection is noticed (~1.5x this). */
   keepAliveSeconds: number;
+  /** A connection whose CONNACK has not come within this is given up, and tried again. */
+  connackTimeoutMs: number;
+  /** A connection whose SUBACK has not come within this is given up, and tried again. */
+  subackTimeoutMs: number;
   /** Log lines of one kind allowed in a burst before rate limiting starts. */
   logBurst: number;
   /** Log lines of one kind per second after a burst. */
@@ -53,6 +57,9 @@ export const DEFAULT_LIMITS: Readonly<ResponderLimits> = Object.freeze({
   reconnectMinMs: 500,
   reconnectMaxMs: 30_000,
   keepAliveSeconds: 30,
+  // A broker answers a CONNECT or a SUBSCRIBE in milliseconds; one that has not in 10 s froze.
+  connackTimeoutMs: 10_000,
+  subackTimeoutMs: 10_000,
   logBurst: 20,
   logLinesPerSecond: 2,
 });
@@ -84,6 +91,8 @@ const RULES: Record<keyof ResponderLimits, Rule> = {
   reconnectMaxMs: TIMER,
   // The CONNECT packet carries it as a 16-bit number of seconds.
   keepAliveSeconds: { whole: true, max: 65_535, why: "MQTT's largest keepalive" },
+  connackTimeoutMs: TIMER,
+  subackTimeoutMs: TIMER,
   logBurst: COUNT,
   logLinesPerSecond: MEASURE,
 };

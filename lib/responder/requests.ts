@@ -17,6 +17,11 @@ import { decodeUtf8 } from "../utf8.ts";
 import { InFlightBudget, type InFlightLimits, type Ticket } from "./in_flight.ts";
 import type { OpenedRequest, SessionKeys } from "./session_keys.ts";
 
+/** Why a token that fails to verify most likely does: said in the line of its request. */
+const INVALID_TOKEN = "invalid token (most likely its client agreed its key with another " +
+  "responder on this broker, which answers the same netids, or it is of another session of " +
+  "this netid)";
+
 /** What an {@linkcode ActionRequests} needs. */
 export interface ActionRequestsOptions {
   /** The live sessions: each netid's keys, from its latest key exchange. */
@@ -181,7 +186,9 @@ export class ActionRequests {
       opened = await keys.open(action, token);
     } catch (error) {
       if (!(error instanceof InvalidToken)) throw error;
-      return this.#o.drop("token", `${action} request for ${who} dropped: invalid token`);
+      // Not made with the key of this netid's session here. Seen for many netids, that is the
+      // mark of another responder on the broker, whose clients' tokens reach us too.
+      return this.#o.drop("token", `${action} request for ${who} dropped: ${INVALID_TOKEN}`);
     }
     const { plain, answerWith, bound } = opened;
     const text = plain.length > MAX_MESSAGE_BYTES ? undefined : decodeUtf8(plain);

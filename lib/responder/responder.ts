@@ -26,7 +26,8 @@ import { type Logger, printable, RateLimitedLog, silentLogger } from "../log.ts"
 import type { BrokerOptions } from "../mqtt.ts";
 import { isAction } from "../protocol/actions.ts";
 import { parseRequestTopic } from "../protocol/topics.ts";
-import { BrokerConnection } from "./connection.ts";
+import { skippedPayloadBytes } from "../mqtt_size_guard.ts";
+import { BrokerConnection, MAX_PACKET_BYTES } from "./connection.ts";
 import { KeyExchanges } from "./key_exchanges.ts";
 import { checkLimits, DEFAULT_LIMITS, type ResponderLimits } from "./limits.ts";
 import { ActionRequests } from "./requests.ts";
@@ -279,6 +280,15 @@ export class Responder implements AsyncDisposable {
    */
   #dispatch(packet: IPublishPacket): void {
     const payload = packet.payload as Uint8Array;
+    const skipped = skippedPayloadBytes(payload);
+    if (skipped !== undefined) {
+      // A PUBLISH over our packet size limit: only its header reached us (the size guard).
+      return this.#drop(
+        "size",
+        `message on ${printable(packet.topic)} dropped: its ${skipped}-byte payload is over ` +
+          `the size limit (${MAX_PACKET_BYTES} bytes a packet), and was skipped unread`,
+      );
+    }
     if (packet.retain) {
       // Published before we subscribed: its client is long gone, or it is replayed junk.
       return this.#drop("retained", `ignored a retained request on ${printable(packet.topic)}`);

@@ -5,7 +5,7 @@
  */
 
 import assert from "node:assert/strict";
-import { stderrLogger, writeAllSync } from "../../cli/logger.ts";
+import { stderrLogger, timestamp, writeAllSync } from "../../cli/logger.ts";
 
 Deno.test("stderrLogger exposes its verbose flag", () => {
   assert.equal(stderrLogger("svc", true).verbose, true);
@@ -31,6 +31,33 @@ function stubStderr(write: (text: string) => number | Error): Disposable {
     },
   };
 }
+
+Deno.test("timestamp: UTC, ISO 8601 to the millisecond, and a space", () => {
+  assert.equal(timestamp(0), "1970-01-01T00:00:00.000Z ");
+  assert.equal(timestamp(Date.UTC(2026, 11, 2, 18, 4, 5, 123)), "2026-12-02T18:04:05.123Z ");
+  // Whatever the local zone: the Z is the point.
+  assert.match(timestamp(), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z $/);
+});
+
+Deno.test("stderrLogger with timestamps: each line starts with its time, then name and level", () => {
+  const written: string[] = [];
+  let now = Date.UTC(2026, 11, 2, 18, 4, 5, 123);
+  {
+    using _ = stubStderr((text) => (written.push(text), text.length));
+    const logger = stderrLogger("svc", true, { timestamps: true, now: () => now });
+    logger.info("event");
+    now += 1001;
+    logger.warn("trouble");
+    logger.debug("detail");
+    stderrLogger("client", true).info("no time");
+  }
+  assert.deepEqual(written, [
+    "2026-12-02T18:04:05.123Z svc: event\n",
+    "2026-12-02T18:04:06.124Z svc: warning: trouble\n",
+    "2026-12-02T18:04:06.124Z svc: debug: detail\n",
+    "client: no time\n",
+  ]);
+});
 
 Deno.test("stderrLogger loses only the line whose write failed", () => {
   const written: string[] = [];

@@ -81,6 +81,13 @@ const ROWS: Record<string, { limits: (keyof ResponderLimits)[]; numbers: string[
       duration(DEFAULT_LIMITS.keepAliveSeconds * 1000),
     ],
   },
+  "wait for the CONNACK / the SUBACK": {
+    limits: ["connackTimeoutMs", "subackTimeoutMs"],
+    numbers: [
+      duration(DEFAULT_LIMITS.connackTimeoutMs),
+      duration(DEFAULT_LIMITS.subackTimeoutMs),
+    ],
+  },
   "message / payload / PEM": {
     limits: [],
     numbers: [size(MAX_MESSAGE_BYTES), size(MAX_PAYLOAD_BYTES), size(MAX_PUBLIC_KEY_PEM_BYTES)],

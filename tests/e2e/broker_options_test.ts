@@ -25,7 +25,12 @@ import {
   startResponderTask,
 } from "../../support/processes.ts";
 import { makeTlsFixture, opensslSkipReason, type TlsFixture } from "../../support/tls.ts";
-import { assertErrorLine, assertNoSecret, assertUsageError } from "../../support/failures.ts";
+import {
+  assertErrorLine,
+  assertNoSecret,
+  assertUsageError,
+  TIMESTAMP,
+} from "../../support/failures.ts";
 import { CLIENT_USAGE } from "../../cli/client_options.ts";
 
 const MAX_MESSAGE_BYTES = 1024 * 1024; // lib/protocol/limits.ts MAX_MESSAGE_BYTES, restated on purpose
@@ -222,7 +227,7 @@ Deno.test({
         const status = await bad.status;
         const stderr = bad.stderrText();
         assert.equal(status.code, 1, `responder exit code; stderr:\n${stderr}`);
-        assert.match(stderr, /^secure_mqtt_responder: error: .*$/m);
+        assert.match(stderr, new RegExp(`^${TIMESTAMP}secure_mqtt_responder: error: .*$`, "m"));
         assert.match(stderr, reason);
         assertNoSecret({ stdout: bad.stdoutText(), stderr: bad.stderrText() }, password);
       }

@@ -38,7 +38,8 @@ import type { Fernet } from "../../lib/crypto/fernet.ts";
 import { startResponderRig, startResponderTaskRig } from "../../support/responder_rig.ts";
 import { assertAnswer } from "../../support/answers.ts";
 import { dhPublicKeyPem } from "../../support/dh_reference.ts";
-import { assertUsageError } from "../../support/failures.ts";
+import { assertUsageError, TIMESTAMP } from "../../support/failures.ts";
+import { startHostileBroker } from "../../support/hostile_broker.ts";
 
 const group = loadLabGroup();
 const needsBroker = mosquittoSkipReason() !== undefined;
@@ -622,6 +623,59 @@ Deno.test({
     assert.equal((await responder.status).code, 0);
     await responder.waitForLine(/SIGTERM: shutting down/);
     await responder.waitForLine(/stopped: 0 key exchange/);
+  },
+});
+
+Deno.test("responder: SIGHUP (a terminal that closed) stops it as SIGTERM does, every line stamped", async () => {
+  await using broker = await startHostileBroker();
+  // In a zone far from UTC: the stamps must be UTC all the same.
+  await using responder = spawnTask("responder", ["--host", broker.host, "-p", `${broker.port}`], {
+    env: { TZ: "Asia/Kolkata" },
+  });
+  await responder.waitForLine(SUBSCRIBED);
+  responder.kill("SIGHUP");
+  const status = await responder.status;
+  assert.equal(status.code, 0, responder.stderrText());
+  assert.equal(status.signal, null);
+  const lines = responder.lines("stderr");
+  const stamp = new RegExp(`^${TIMESTAMP}secure_mqtt_responder: `);
+  for (const line of lines) assert.match(line, stamp);
+  const said = lines.map((line) => line.replace(stamp, ""));
+  assert.deepEqual(said.slice(-2), [
+    "SIGHUP: shutting down",
+    "stopped: 0 key exchange(s), 0 answer(s), 0 dropped message(s)",
+  ]);
+  // The times are the times: in order, and now in UTC (not 5.5 hours off), give or take the run.
+  const times = lines.map((line) => Date.parse(line.split(" ")[0]));
+  assert.deepEqual(times, times.toSorted((a, b) => a - b));
+  assert.ok(Math.abs(times.at(-1)! - Date.now()) < 10 * 60_000, lines.join("\n"));
+});
+
+Deno.test({
+  name: "-v: the responder's session line shows the same two key fingerprints as the client's -v",
+  ignore: needsBroker,
+  async fn() {
+    await using rig = await startResponderTaskRig({ args: ["-v"] });
+    const { broker, responder } = rig;
+    const run = await runTask("client", [
+      ...["-v", "-h", broker.host, "-p", String(broker.port)],
+      ...["oob", "uppercase", "compare"],
+    ]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(run.stdout, "COMPARE\n");
+    const ours = /our public key: +(SHA256:[0-9a-f]{64})/.exec(run.stderr)?.[1];
+    const peer = /peer public key: +(SHA256:[0-9a-f]{64})/.exec(run.stderr)?.[1];
+    assert.ok(ours && peer, run.stderr);
+    const line = await responder.waitForLine(/debug: session for oob: client key /);
+    const shown = new RegExp(
+      `session for oob: client key ${ours}, responder key ${peer}; queued [\\d.]+ ms, ` +
+        `computed in [\\d.]+ ms, acknowledged by the broker [\\d.]+ ms after$`,
+    );
+    assert.match(line, shown);
+    // The client's own lines carry no time: they are as they were.
+    for (const clientLine of run.stderr.trimEnd().split("\n")) {
+      assert.match(clientLine, /^secure_mqtt_client: debug: /);
+    }
   },
 });
 

@@ -23,7 +23,7 @@ function check(overrides: Record<string, unknown>): string | undefined {
 Deno.test("the defaults pass their own check, and are frozen", () => {
   assert.equal(checkLimits(DEFAULT_LIMITS), undefined);
   assert.ok(Object.isFrozen(DEFAULT_LIMITS));
-  assert.equal(NAMES.length, 13);
+  assert.equal(NAMES.length, 15);
 });
 
 Deno.test("every limit refuses zero, negatives, NaN, infinity and what is not a number", () => {
@@ -66,7 +66,10 @@ Deno.test("limits that feed a timer or the MQTT keepalive stay within them", () 
     check({ reconnectMaxMs: timer + 1 }),
     `invalid limit reconnectMaxMs: ${timer + 1} (at most ${timer}, the longest a timer can wait)`,
   );
-  assert.match(check({ reconnectMinMs: timer + 1 })!, /^invalid limit reconnectMinMs: /);
+  for (const name of ["reconnectMinMs", "connackTimeoutMs", "subackTimeoutMs"]) {
+    assert.equal(check({ [name]: timer, reconnectMaxMs: timer }), undefined, name);
+    assert.match(check({ [name]: timer + 1 })!, new RegExp(`^invalid limit ${name}: `));
+  }
   assert.equal(check({ keepAliveSeconds: 65_535 }), undefined);
   assert.equal(
     check({ keepAliveSeconds: 65_536 }),
