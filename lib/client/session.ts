@@ -216,7 +216,7 @@ class Session {
       clientId: this.#clientId,
       // Our own deadline ends a silent connect; MQTT.js's must not fire first.
       connectTimeoutMs: options.timeoutMs + 1000,
-      // Nothing we wait for is larger than an answer: a bigger packet is refused at its header,
+      // Nothing we wait for is larger than an answer: a bigger PUBLISH is skipped as it passes,
       // before MQTT.js would buffer it whole (a broker, or anyone publishing on our topics).
       maxPacketBytes: MAX_ANSWER_PAYLOAD_BYTES + 64 * 1024 + 16,
       writeCache: false,

@@ -275,9 +275,10 @@ Deno.test("a signed session drops a bound token moved to another action, directi
     requests.handle("erin", "reverse", encode(await fernet.encrypt("transfer 100 to bob")));
   }
   await requests.settled();
-  assert.deepEqual(
-    drops,
-    moved.map(() => ["token", "reverse request for erin dropped: invalid token"]),
-  );
+  assert.equal(drops.length, moved.length);
+  for (const [kind, line] of drops) {
+    assert.equal(kind, "token");
+    assert.match(line, /^reverse request for erin dropped: invalid token \(/);
+  }
   assert.deepEqual(published, []);
 });
