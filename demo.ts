@@ -21,7 +21,7 @@ import type { Logger } from "./lib/log.ts";
 import { loadLabGroup } from "./lib/protocol/key_agreement.ts";
 import { actionProblem, messageProblem, netidProblem } from "./lib/client/options.ts";
 import { Responder, ResponderError } from "./lib/responder/responder.ts";
-import { type Interceptor, startEmbeddedBroker } from "./demo/embedded_broker.ts";
+import { type Interceptor, startEmbeddedBroker } from "./lib/embedded_broker.ts";
 import { manInTheMiddle } from "./demo/mitm.ts";
 
 const NAME = "demo";

@@ -12,7 +12,7 @@ import { type DhGroup, encodePublicKeyPem, generateKeyPair } from "../lib/crypto
 import type { Fernet } from "../lib/crypto/fernet.ts";
 import { readPeerPublicKey, SessionSecret } from "../lib/protocol/key_agreement.ts";
 import { KEY_EXCHANGE } from "../lib/protocol/topics.ts";
-import type { Interceptor } from "./embedded_broker.ts";
+import type { Interceptor } from "../lib/embedded_broker.ts";
 
 /** What the attacker did, one line an event, for the demo to show. */
 export type Report = (line: string) => void;

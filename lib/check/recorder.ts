@@ -14,7 +14,7 @@
 
 import mqttPacket from "mqtt-packet";
 import { connect, createServer, type Server, type Socket } from "node:net";
-import { type EmbeddedBroker, startEmbeddedBroker } from "../../demo/embedded_broker.ts";
+import { type EmbeddedBroker, startEmbeddedBroker } from "../embedded_broker.ts";
 
 /** One MQTT packet seen on a recorded connection. */
 export interface WirePacket {

@@ -107,7 +107,7 @@ export class ClientOptionError extends ClientError {
  * @example A whole exchange, on the demo's embedded broker
  * ```ts
  * import assert from "node:assert/strict";
- * import { startEmbeddedBroker } from "../../demo/embedded_broker.ts";
+ * import { startEmbeddedBroker } from "../embedded_broker.ts";
  * import { requestTransform } from "./session.ts";
  * import { loadLabGroup } from "../protocol/key_agreement.ts";
  * import { Responder } from "../responder/responder.ts";

@@ -12,7 +12,7 @@
  */
 
 import assert from "node:assert/strict";
-import { startEmbeddedBroker } from "../../demo/embedded_broker.ts";
+import { startEmbeddedBroker } from "../../lib/embedded_broker.ts";
 import { Identity } from "../../lib/auth/identity.ts";
 import { loadLabGroup } from "../../lib/protocol/key_agreement.ts";
 import { Responder } from "../../lib/responder/responder.ts";

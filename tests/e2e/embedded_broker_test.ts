@@ -1,5 +1,5 @@
 /**
- * demo/embedded_broker.ts: the aedes broker of the demo, and the only WebSocket broker the tests
+ * lib/embedded_broker.ts: the aedes broker of the demo and of the checker, and the only WebSocket broker the tests
  * have, carries the protocol's largest messages (1 MiB of text, a 1.4 MiB token) over MQTT over
  * TCP and over WebSocket, both ways: between two plain MQTT.js clients, and from our client to
  * our responder and back. Packets of 200 KiB and more used to stall an aedes connection under
@@ -10,7 +10,7 @@
 import assert from "node:assert/strict";
 import mqtt, { type MqttClient } from "mqtt";
 import { Buffer } from "node:buffer";
-import { startEmbeddedBroker } from "../../demo/embedded_broker.ts";
+import { startEmbeddedBroker } from "../../lib/embedded_broker.ts";
 import type { BrokerOptions } from "../../lib/mqtt.ts";
 import { requestTransform } from "../../lib/client/session.ts";
 import { loadLabGroup } from "../../lib/protocol/key_agreement.ts";

@@ -33,7 +33,7 @@ import {
   startPythonResponder,
 } from "../../support/python.ts";
 import { handshake } from "../../support/tap.ts";
-import { startEmbeddedBroker } from "../../demo/embedded_broker.ts";
+import { startEmbeddedBroker } from "../../lib/embedded_broker.ts";
 import type { Fernet } from "../../lib/crypto/fernet.ts";
 import { startResponderRig, startResponderTaskRig } from "../../support/responder_rig.ts";
 import { assertAnswer } from "../../support/answers.ts";
