@@ -356,3 +356,22 @@ export async function startResponderTask(
   }
   return responder;
 }
+
+/**
+ * `promise`, or a failure naming `what` after {@linkcode DEFAULT_WAIT_MS}: a stalled connection
+ * makes a test fail with a reason, instead of hanging until the runner gives up.
+ */
+export async function within<T>(promise: Promise<T>, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`${what}: nothing within ${DEFAULT_WAIT_MS / 1000} s`)),
+      DEFAULT_WAIT_MS,
+    );
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -24,7 +24,12 @@ import {
   SessionSecret,
 } from "../../lib/protocol/key_agreement.ts";
 import { freePort } from "../../support/mosquitto.ts";
-import { type PacketOf, type ScriptedPeer, startScriptedBroker } from "./scripted_broker.ts";
+import {
+  type PacketOf,
+  type ScriptedBroker,
+  type ScriptedPeer,
+  startScriptedBroker,
+} from "./scripted_broker.ts";
 
 const group = loadLabGroup();
 const AN_HOUR = 3_600_000;
@@ -141,8 +146,11 @@ function session(broker: ClientOptions["broker"], extra: Partial<ClientOptions> 
   });
 }
 
-Deno.test("the answer: step 2's PUBACK goes with the broker's PUBACK of our request", async () => {
-  await using scripted = await startScriptedBroker();
+/**
+ * A session up to its request, acknowledged: the client then releases step 2's held PUBACK.
+ * Returns the session's answer, the broker's side, the request and the responder's Fernet.
+ */
+async function upToTheRequest(scripted: ScriptedBroker) {
   const answer = session(scripted.broker);
   const peer = await scripted.connection();
   const responder = responderKey();
@@ -150,8 +158,12 @@ Deno.test("the answer: step 2's PUBACK goes with the broker's PUBACK of our requ
   const request = await heldUntilRequest(peer);
   peer.send({ cmd: "puback", messageId: request.messageId });
   assert.equal((await peer.expect("puback")).messageId, KEY_ID, "released by those bytes");
+  return { answer, peer, request, fernet: await responder.fernetWith(clientPem) };
+}
 
-  const fernet = await responder.fernetWith(clientPem);
+Deno.test("the answer: step 2's PUBACK goes with the broker's PUBACK of our request", async () => {
+  await using scripted = await startScriptedBroker();
+  const { answer, peer, request, fernet } = await upToTheRequest(scripted);
   assert.equal(new TextDecoder().decode(await fernet.decrypt(request.payload)), "stressed");
   peer.send(delivery(ANSWER, 2, await fernet.encrypt("desserts")));
   assert.equal(await answer, "desserts");
@@ -237,20 +249,13 @@ Deno.test("the broker goes away while step 2's PUBACK is held: the usual one lin
 
 Deno.test("a PUBLISH over the largest answer is skipped unread, and the answer still taken", async () => {
   await using scripted = await startScriptedBroker();
-  const answer = session(scripted.broker);
-  const peer = await scripted.connection();
-  const responder = responderKey();
-  const clientPem = await answerKeyExchange(peer, responder.pem);
-  const request = await heldUntilRequest(peer);
-  peer.send({ cmd: "puback", messageId: request.messageId });
-  assert.equal((await peer.expect("puback")).messageId, KEY_ID);
+  const { answer, peer, fernet } = await upToTheRequest(scripted);
   // 5 MiB on the answer topic, over the client's limit (the largest answer, about 4 MiB): the
   // client's size guard skips the payload as it passes and hands MQTT.js a marker instead, so it
   // is acknowledged, fails to verify, and the session waits on for the genuine answer.
   const huge = delivery(ANSWER, 2, "A".repeat(5 * 1024 * 1024));
   peer.send(huge);
   assert.equal((await peer.expect("puback")).messageId, 2, "acknowledged, not kept");
-  const fernet = await responder.fernetWith(clientPem);
   peer.send(delivery(ANSWER, 3, await fernet.encrypt("desserts")));
   assert.equal(await answer, "desserts");
 });

@@ -8,6 +8,7 @@
  */
 
 import assert from "node:assert/strict";
+import { within } from "../../support/processes.ts";
 import mqtt, { type MqttClient } from "mqtt";
 import { Buffer } from "node:buffer";
 import { startEmbeddedBroker } from "../../lib/embedded_broker.ts";
@@ -52,19 +53,6 @@ function nextMessage(client: MqttClient, topic: string): Promise<Buffer> {
     };
     client.on("message", onMessage);
   });
-}
-
-/** `promise`, or a failure naming `what` after 15 s: a stalled connection fails, not hangs. */
-async function within<T>(promise: Promise<T>, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: nothing within 15 s`)), 15_000);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 for (const transport of TRANSPORTS) {

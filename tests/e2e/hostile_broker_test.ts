@@ -6,6 +6,7 @@
  */
 
 import assert from "node:assert/strict";
+import { within } from "../../support/processes.ts";
 import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
 import { Buffer } from "node:buffer";
 import { connect as connectTcp } from "node:net";
@@ -36,19 +37,6 @@ function client(
   });
   c.on("error", () => {});
   return c;
-}
-
-/** `promise`, or a failure naming `what` after 15 s: a test fails, never hangs. */
-async function within<T>(promise: Promise<T>, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: nothing within 15 s`)), 15_000);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /** The client's next "connect", or its first "error" as a rejection. */
